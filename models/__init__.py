@@ -1,0 +1,1 @@
+"""Model code shared by training and serving, and the released model artefacts."""

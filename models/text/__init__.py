@@ -1,0 +1,1 @@
+"""The one text pipeline used by both training and serving."""

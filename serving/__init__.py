@@ -1,0 +1,1 @@
+"""The HTTP service (FastAPI on ONNX Runtime); needs no torch."""

@@ -1,0 +1,1 @@
+"""Training, evaluation and export of qunguard's models (needs the `train` extra)."""
