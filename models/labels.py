@@ -1,4 +1,4 @@
-"""The label set of the HTTP contract (shared/API.md). Order matters: it is the model's output order."""
+"""The label set of the HTTP contract (shared/API.md), in the model's output order."""
 
 TEXT_LABELS: tuple[str, ...] = (
     "ad",
