@@ -1,0 +1,139 @@
+"""Character-level tokeniser with hashed character bigrams, and its versioned vocabulary file.
+
+Training and serving both call `CharTokenizer.encode` on `pipeline.model_text(...)`, so the
+model sees exactly what it saw in training. Chinese has no spaces, and a model trained from
+scratch learns words far better from character pairs than from single characters, so next to
+the character ids we emit a hashed id for each adjacent pair (the fastText trick): no bigram
+vocabulary to store, and unseen pairs still land in a shared bucket.
+
+Written by hand rather than with `tokenizers`/`transformers` because serving must not depend
+on them, and the whole job is a dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+VOCAB_FORMAT = "qunguard-char-vocab/1"
+PAD, UNK, CLS = "[PAD]", "[UNK]", "[CLS]"
+# Placeholders that pipeline.model_text puts where a contact was (private-use characters,
+# which normalisation strips from user input, so they never collide with real text).
+CONTACT_MARKERS: dict[str, str] = {
+    "wechat": "\ue001",
+    "qq": "\ue002",
+    "phone": "\ue003",
+    "url": "\ue004",
+    "email": "\ue005",
+}
+SPECIAL_TOKENS: tuple[str, ...] = (PAD, UNK, CLS, *CONTACT_MARKERS.values())
+
+
+class VocabularyError(ValueError):
+    """The vocabulary file is missing, malformed or of another format."""
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A padded batch: `ids`, `bigrams` and `mask` are int64 arrays of shape (batch, length)."""
+
+    ids: np.ndarray
+    bigrams: np.ndarray
+    mask: np.ndarray
+
+
+class CharTokenizer:
+    """Maps characters to ids; unknown characters map to [UNK]."""
+
+    def __init__(self, tokens: Sequence[str], bigram_buckets: int, version: str) -> None:
+        if tuple(tokens[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+            raise VocabularyError("vocabulary must start with the special tokens")
+        if len(set(tokens)) != len(tokens):
+            raise VocabularyError("vocabulary has duplicate tokens")
+        if bigram_buckets < 1:
+            raise VocabularyError("bigram_buckets must be positive")
+        self.tokens = tuple(tokens)
+        self.bigram_buckets = bigram_buckets
+        self.version = version
+        self._index = {token: i for i, token in enumerate(self.tokens)}
+        self._unk = self._index[UNK]
+        self._cls = self._index[CLS]
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @classmethod
+    def build(
+        cls,
+        texts: Iterable[str],
+        *,
+        min_freq: int = 2,
+        max_size: int = 8000,
+        bigram_buckets: int = 50_000,
+        version: str = "1",
+    ) -> CharTokenizer:
+        """Vocabulary of the most frequent characters seen at least `min_freq` times."""
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(text)
+        for special in SPECIAL_TOKENS:
+            counts.pop(special, None)
+        room = max_size - len(SPECIAL_TOKENS)
+        chars = [c for c, n in counts.most_common() if n >= min_freq][:room]
+        return cls([*SPECIAL_TOKENS, *sorted(chars)], bigram_buckets, version)
+
+    def save(self, path: Path) -> None:
+        payload = {
+            "format": VOCAB_FORMAT,
+            "version": self.version,
+            "bigram_buckets": self.bigram_buckets,
+            "tokens": list(self.tokens),
+        }
+        path.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> CharTokenizer:
+        try:
+            payload = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise VocabularyError(f"cannot read vocabulary {path}: {exc}") from exc
+        if not isinstance(payload, dict) or payload.get("format") != VOCAB_FORMAT:
+            raise VocabularyError(f"{path} is not a {VOCAB_FORMAT} file")
+        try:
+            return cls(payload["tokens"], int(payload["bigram_buckets"]), str(payload["version"]))
+        except (KeyError, TypeError) as exc:
+            raise VocabularyError(f"{path} lacks a field: {exc}") from exc
+
+    def token_ids(self, text: str, max_len: int) -> list[int]:
+        """[CLS] followed by the ids of the first `max_len - 1` characters."""
+        get, unk = self._index.get, self._unk
+        return [self._cls, *(get(c, unk) for c in text[: max_len - 1])]
+
+    def encode(self, texts: Sequence[str], max_len: int = 128) -> Encoded:
+        """Encode a batch, padded to its longest text (at most `max_len` tokens)."""
+        rows = [self.token_ids(text, max_len) for text in texts]
+        length = max((len(row) for row in rows), default=1)
+        ids = np.zeros((len(rows), length), dtype=np.int64)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = row
+        mask = (ids != 0).astype(np.int64)
+        return Encoded(ids=ids, bigrams=self.bigram_ids(ids, mask), mask=mask)
+
+    def bigram_ids(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Hashed id of (token i-1, token i) for each position; 0 on padding.
+
+        Ids are 1..bigram_buckets-1 (0 is padding). Hashing the token ids rather than the
+        characters keeps this a few vectorised numpy operations.
+        """
+        previous = np.concatenate([np.zeros_like(ids[:, :1]), ids[:, :-1]], axis=1)
+        mixed = (previous * 1_000_003 + ids * 7_919 + _SALT) % (self.bigram_buckets - 1) + 1
+        return (mixed * mask).astype(np.int64)
+
+
+_SALT = zlib.crc32(b"qunguard-bigram")

@@ -1,0 +1,171 @@
+"""The neural text classifiers (torch), multi-label with sigmoid outputs.
+
+Two architectures share one forward signature (input_ids, bigram_ids, attention_mask) -> scores:
+- `cnn`: character and hashed-bigram embeddings, convolutions of several widths, masked max and
+  mean pooling. Trained from scratch it learns Chinese words from character pairs; it is fast
+  on two CPU cores and small enough to ship.
+- `transformer`: a BERT encoder built from a transformers config with our vocabulary, or
+  fine-tuned from a local pretrained checkpoint (`--init-from`), whose embedding rows are copied
+  into our vocabulary's order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.text.tokenizer import CLS, PAD, UNK, CharTokenizer
+
+
+@dataclass
+class ModelConfig:
+    """Architecture hyper-parameters; stored in the release manifest."""
+
+    architecture: str = "cnn"
+    embed_dim: int = 128
+    kernel_sizes: list[int] = field(default_factory=lambda: [1, 2, 3, 5])
+    filters: int = 192
+    hidden: int = 256
+    dropout: float = 0.3
+    # transformer only
+    layers: int = 4
+    heads: int = 4
+    intermediate: int = 512
+    max_len: int = 128
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class CharCNN(nn.Module):
+    def __init__(self, vocab_size: int, bigram_buckets: int, n_labels: int, cfg: ModelConfig):
+        super().__init__()
+        self.chars = nn.Embedding(vocab_size, cfg.embed_dim, padding_idx=0)
+        self.bigrams = nn.Embedding(bigram_buckets, cfg.embed_dim, padding_idx=0)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(cfg.embed_dim, cfg.filters, k, padding=k // 2) for k in cfg.kernel_sizes
+        )
+        pooled = 2 * cfg.filters * len(cfg.kernel_sizes)
+        self.head = nn.Sequential(
+            nn.Linear(pooled, cfg.hidden),
+            nn.ReLU(),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.hidden, n_labels),
+        )
+
+    def forward(
+        self, input_ids: torch.Tensor, bigram_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        return torch.sigmoid(self.logits(input_ids, bigram_ids, attention_mask))
+
+    def logits(
+        self, input_ids: torch.Tensor, bigram_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        x = self.dropout(self.chars(input_ids) + self.bigrams(bigram_ids)).transpose(1, 2)
+        length = input_ids.shape[1]
+        mask = attention_mask.unsqueeze(1).to(x.dtype)  # (batch, 1, length)
+        count = mask.sum(dim=2).clamp(min=1.0)
+        pooled = []
+        for conv in self.convs:
+            h = torch.relu(conv(x))[:, :, :length]  # even kernels pad one extra step
+            pooled.append((h - (1.0 - mask) * 1e4).amax(dim=2))
+            pooled.append((h * mask).sum(dim=2) / count)
+        return self.head(torch.cat(pooled, dim=1))
+
+
+class TransformerClassifier(nn.Module):
+    """A BERT encoder from a transformers config; [CLS] vector to the labels."""
+
+    def __init__(self, encoder: nn.Module, hidden_size: int, n_labels: int, dropout: float):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_size, n_labels)
+
+    def forward(
+        self, input_ids: torch.Tensor, bigram_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        return torch.sigmoid(self.logits(input_ids, bigram_ids, attention_mask))
+
+    def logits(
+        self, input_ids: torch.Tensor, bigram_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.out(self.dropout(hidden[:, 0]))
+
+
+def build_model(cfg: ModelConfig, tokenizer: CharTokenizer, n_labels: int) -> nn.Module:
+    if cfg.architecture == "cnn":
+        return CharCNN(len(tokenizer), tokenizer.bigram_buckets, n_labels, cfg)
+    if cfg.architecture == "transformer":
+        from transformers import BertConfig, BertModel
+
+        config = BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=cfg.embed_dim,
+            num_hidden_layers=cfg.layers,
+            num_attention_heads=cfg.heads,
+            intermediate_size=cfg.intermediate,
+            max_position_embeddings=max(cfg.max_len, 512),
+            pad_token_id=0,
+        )
+        encoder = BertModel(config, add_pooling_layer=False)
+        return TransformerClassifier(encoder, cfg.embed_dim, n_labels, cfg.dropout)
+    raise ValueError(f"unknown architecture {cfg.architecture!r}")
+
+
+def build_from_pretrained(
+    path: Path, tokenizer: CharTokenizer, n_labels: int, dropout: float
+) -> nn.Module:
+    """Fine-tune a local Hugging Face checkpoint with our character vocabulary.
+
+    The checkpoint's own tokenizer is not used: each of our characters takes the embedding row
+    of the same token in the checkpoint's vocab.txt (most Chinese BERT vocabularies are
+    per-character), our special tokens take [PAD]/[UNK]/[CLS], and characters the checkpoint
+    lacks take its [UNK] row. Serving keeps one tokenizer for every model.
+    """
+    from transformers import AutoModel
+
+    encoder = AutoModel.from_pretrained(str(path), add_pooling_layer=False)
+    vocab_file = Path(path) / "vocab.txt"
+    if not vocab_file.is_file():
+        raise FileNotFoundError(f"{vocab_file} is needed to map the vocabulary")
+    theirs = {tok: i for i, tok in enumerate(vocab_file.read_text("utf-8").splitlines())}
+    aliases = {PAD: "[PAD]", UNK: "[UNK]", CLS: "[CLS]"}
+    unk = theirs.get("[UNK]", 0)
+    rows = [theirs.get(aliases.get(tok, tok), unk) for tok in tokenizer.tokens]
+    old = encoder.get_input_embeddings().weight.data
+    new = nn.Embedding(len(tokenizer), old.shape[1], padding_idx=0)
+    new.weight.data.copy_(old[torch.tensor(rows)])
+    encoder.set_input_embeddings(new)
+    encoder.config.vocab_size = len(tokenizer)
+    return TransformerClassifier(encoder, encoder.config.hidden_size, n_labels, dropout)
+
+
+def export_onnx(model: nn.Module, path: Path, max_len: int, opset: int = 17) -> None:
+    """Export with dynamic batch and sequence axes; output `scores` (sigmoid probabilities)."""
+    model.eval()
+    ids = torch.ones((2, 8), dtype=torch.long)
+    bigrams = torch.ones((2, 8), dtype=torch.long)
+    mask = torch.ones((2, 8), dtype=torch.long)
+    axes = {0: "batch", 1: "length"}
+    torch.onnx.export(
+        model,
+        (ids, bigrams, mask),
+        str(path),
+        input_names=["input_ids", "bigram_ids", "attention_mask"],
+        output_names=["scores"],
+        dynamic_axes={
+            "input_ids": axes,
+            "bigram_ids": axes,
+            "attention_mask": axes,
+            "scores": {0: "batch"},
+        },
+        opset_version=opset,
+        dynamo=False,
+    )
