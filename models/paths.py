@@ -1,7 +1,9 @@
-"""Where the repository's data and model folders are, found relative to this package."""
+"""Where the project's data lives, found relative to the package so it works from any cwd."""
 
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = REPO_ROOT / "data"
-MODELS_DIR = REPO_ROOT / "models"
+REPO_ROOT: Path = Path(__file__).resolve().parents[1]
+DATA_DIR: Path = REPO_ROOT / "data"
+# Public datasets are staged next to the repository (../shared/datasets), never inside it.
+SHARED_DATASETS_DIR: Path = REPO_ROOT.parent / "shared" / "datasets"
+MODELS_DIR: Path = REPO_ROOT / "models"

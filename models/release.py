@@ -163,8 +163,10 @@ class TextModel:
             raise ReleaseError(f"ONNX Runtime cannot load {manifest.model_file}: {exc}") from exc
         inputs = tuple(i.name for i in session.get_inputs())
         outputs = [o.name for o in session.get_outputs()]
-        if "input_ids" not in inputs or not set(inputs) <= set(INPUT_NAMES) or (
-            OUTPUT_NAME not in outputs
+        if (
+            "input_ids" not in inputs
+            or not set(inputs) <= set(INPUT_NAMES)
+            or (OUTPUT_NAME not in outputs)
         ):
             raise ReleaseError(f"model has inputs {inputs} and outputs {outputs}")
         model = cls(folder, manifest, tokenizer, session)

@@ -140,6 +140,8 @@ def build_from_pretrained(
     unk = theirs.get("[UNK]", 0)
     rows = [theirs.get(aliases.get(tok, tok), unk) for tok in tokenizer.tokens]
     old = encoder.get_input_embeddings().weight.data
+    if len(theirs) > old.shape[0]:
+        raise ValueError(f"{vocab_file} has {len(theirs)} tokens, the model {old.shape[0]} rows")
     new = nn.Embedding(len(tokenizer), old.shape[1], padding_idx=0)
     new.weight.data.copy_(old[torch.tensor(rows)])
     encoder.set_input_embeddings(new)

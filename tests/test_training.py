@@ -1,0 +1,145 @@
+"""The real training path (data, fit, thresholds, export, quantise, release, evaluate) on tiny data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.labels import TEXT_LABELS
+from models.paths import DATA_DIR
+from models.release import TextModel, read_manifest
+from training.data import Example, build_splits, dedup_key
+from training.metrics import threshold_for_precision
+from training.train import main as train_main
+
+TINY_CONFIG = Path(__file__).resolve().parents[1] / "training" / "configs" / "tiny.json"
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 40 lines of each of our corpus files: real data, tiny."""
+    folder = tmp_path_factory.mktemp("corpus")
+    for path in sorted((DATA_DIR / "corpus").glob("*.jsonl")):
+        lines = path.read_text(encoding="utf-8").splitlines()[:40]
+        (folder / path.name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def test_threshold_reaches_target_precision_with_most_recall() -> None:
+    truth = np.array([1, 1, 1, 0, 1, 0, 0, 0], dtype=bool)
+    scores = np.array([0.9, 0.8, 0.7, 0.65, 0.6, 0.3, 0.2, 0.1])
+    assert threshold_for_precision(truth, scores, 1.0) == pytest.approx(0.7)
+    assert threshold_for_precision(truth, scores, 0.8) == pytest.approx(0.6)
+
+
+def test_threshold_falls_back_to_best_f1_when_target_unreachable() -> None:
+    truth = np.array([0, 1, 0, 1], dtype=bool)
+    scores = np.array([0.9, 0.8, 0.7, 0.6])
+    assert threshold_for_precision(truth, scores, 0.99) == pytest.approx(0.6)
+
+
+def test_splits_never_share_a_text(tiny_corpus: Path) -> None:
+    from training.data import load_corpus
+
+    corpus = load_corpus(tiny_corpus)
+    corpus.append(Example(corpus[0].text.upper() + " ", corpus[0].labels, "dup"))
+    splits = build_splits(corpus, public=False)
+    keys = [
+        {dedup_key(e.text) for e in part} for part in (splits.train, splits.dev, splits.heldout)
+    ]
+    assert not (keys[0] & keys[1]) and not (keys[0] & keys[2]) and not (keys[1] & keys[2])
+    assert sum(map(len, keys)) == len({dedup_key(e.text) for e in corpus})
+
+
+def test_reports_override_corpus_labels(tiny_corpus: Path) -> None:
+    from training.data import load_corpus
+
+    corpus = load_corpus(tiny_corpus)
+    splits = build_splits(corpus, public=False)
+    victim = splits.train[0]
+    report = Example(victim.text, ("fraud",), "report/1")
+    fixed = build_splits(corpus, reports=[report], public=False)
+    labels = {dedup_key(e.text): e.labels for e in fixed.train}
+    assert labels[dedup_key(victim.text)] == ("fraud",)
+
+
+def test_tiny_training_writes_a_servable_release(tiny_corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "releases"
+    code = train_main(
+        [
+            "--config",
+            str(TINY_CONFIG),
+            "--corpus",
+            str(tiny_corpus),
+            "--corpus-only",
+            "--out",
+            str(out),
+            "--version",
+            "2026.01.02-1",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    folder = out / "2026.01.02-1"
+    manifest = read_manifest(folder)
+    assert manifest.labels == list(TEXT_LABELS)
+    assert set(manifest.thresholds) == set(TEXT_LABELS)
+    assert manifest.data["files"] and manifest.data["sizes"]["train"] > 0
+    assert "evaluation" in manifest.metrics
+    assert "heldout (ours)" in (folder / "MODEL_CARD.md").read_text(encoding="utf-8")
+    model = TextModel.load(folder)
+    scores = model.predict_proba(["加我微信领福利", "明天开会"])
+    assert scores.shape == (2, len(TEXT_LABELS))
+    assert np.all((scores >= 0) & (scores <= 1))
+
+
+def test_init_from_a_local_pretrained_checkpoint(tiny_corpus: Path, tmp_path: Path) -> None:
+    from transformers import BertConfig, BertModel
+
+    checkpoint = tmp_path / "tiny-bert"
+    chars = sorted(
+        {
+            c
+            for p in tiny_corpus.glob("*.jsonl")
+            for c in p.read_text("utf-8")
+            if c.isprintable() and not c.isspace()
+        }
+    )[:300]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars]
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+    )
+    BertModel(config).save_pretrained(checkpoint)
+    (checkpoint / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+
+    out = tmp_path / "releases"
+    code = train_main(
+        [
+            "--config",
+            str(TINY_CONFIG),
+            "--corpus",
+            str(tiny_corpus),
+            "--corpus-only",
+            "--out",
+            str(out),
+            "--version",
+            "2026.01.03-1",
+            "--init-from",
+            str(checkpoint),
+            "--no-evaluate",
+            "--no-quantize",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    manifest = json.loads((out / "2026.01.03-1" / "manifest.json").read_text("utf-8"))
+    assert manifest["architecture"] == "transformer"
+    assert manifest["config"]["train"]["init_from"] == str(checkpoint)
+    assert TextModel.load(out / "2026.01.03-1").predict_proba(["你好"]).shape == (1, 8)

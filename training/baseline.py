@@ -1,0 +1,72 @@
+"""`python -m training.baseline`: the TF-IDF + linear baseline the neural model must beat.
+
+Character 1-3-grams of the same `model_text` the neural model sees, one logistic regression
+per label (scikit-learn), thresholds chosen on dev for the same target precision, evaluated on
+the same sets by the same code as a release (without fusion and with it).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+
+from models.labels import TEXT_LABELS
+from training.classifier import prepare
+from training.data import build_splits
+from training.evaluate import evaluate_scorer
+from training.train import choose_thresholds, targets_of
+
+
+class TfidfBaseline:
+    """fit / predict_proba / predict over raw texts."""
+
+    def __init__(self, c: float = 4.0, max_features: int = 300_000) -> None:
+        self.vectorizer = TfidfVectorizer(
+            analyzer="char",
+            ngram_range=(1, 3),
+            min_df=2,
+            sublinear_tf=True,
+            max_features=max_features,
+        )
+        self.model = OneVsRestClassifier(LogisticRegression(C=c, max_iter=2000), n_jobs=2)
+
+    def fit(self, texts: Sequence[str], targets: np.ndarray) -> TfidfBaseline:
+        self.model.fit(self.vectorizer.fit_transform(prepare(texts)), targets)
+        return self
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return self.model.predict_proba(self.vectorizer.transform(prepare(texts)))
+
+    def predict(self, texts: Sequence[str], thresholds: Sequence[float]) -> np.ndarray:
+        return self.predict_proba(texts) >= np.asarray(thresholds)[None, :]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.baseline", description=__doc__)
+    parser.add_argument("--target-precision", type=float, default=0.95)
+    parser.add_argument("--corpus-only", action="store_true")
+    args = parser.parse_args(argv)
+    splits = build_splits(public=not args.corpus_only)
+    baseline = TfidfBaseline().fit([e.text for e in splits.train], targets_of(splits.train))
+    dev_scores = baseline.predict_proba([e.text for e in splits.dev])
+    thresholds = choose_thresholds(targets_of(splits.dev), dev_scores, args.target_precision)
+    print("thresholds:", thresholds)
+    report = evaluate_scorer(
+        "tfidf-baseline",
+        baseline.predict_proba,
+        np.array([thresholds[label] for label in TEXT_LABELS]),
+        splits,
+        fusion=False,
+        public=not args.corpus_only,
+    )
+    print(report.markdown())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,199 @@
+"""The neural classifier as an estimator: fit / predict_proba / predict, plain data in and out.
+
+Texts go through the shared pipeline (`analyze` then `model_text`) before the tokenizer, exactly
+as in serving.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from models.labels import TEXT_LABELS
+from models.text.pipeline import analyze, model_text
+from models.text.tokenizer import CharTokenizer, Encoded
+from training.metrics import macro_f1, per_label
+from training.neural import ModelConfig, build_from_pretrained, build_model
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings; stored in the release manifest with the model configuration."""
+
+    epochs: int = 6
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 200
+    corpus_repeat: int = 2  # our hand-written corpus is seen this many times per epoch
+    min_char_freq: int = 2
+    max_vocab: int = 8000
+    bigram_buckets: int = 60_000
+    max_minutes: float = 50.0
+    seed: int = 13
+    threads: int = 2
+    init_from: str | None = None
+    progress: bool = True
+    log: list[str] = field(default_factory=list)
+
+
+def as_tensors(batch: Encoded) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The model's three inputs, in forward() order."""
+    return (
+        torch.from_numpy(batch.ids),
+        torch.from_numpy(batch.bigrams),
+        torch.from_numpy(batch.mask),
+    )
+
+
+def prepare(texts: Sequence[str]) -> list[str]:
+    """What the model sees for each text (the serving path's `model_text`)."""
+    return [model_text(analyze(text)) for text in texts]
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class NeuralTextClassifier:
+    """Multi-label text classifier over TEXT_LABELS."""
+
+    def __init__(
+        self, model_config: ModelConfig | None = None, train_config: TrainConfig | None = None
+    ):
+        self.model_config = model_config or ModelConfig()
+        self.train_config = train_config or TrainConfig()
+        self.tokenizer: CharTokenizer | None = None
+        self.model: torch.nn.Module | None = None
+        self.history: list[dict[str, float]] = []
+
+    # -- estimator API -------------------------------------------------------------------
+    def fit(
+        self,
+        texts: Sequence[str],
+        targets: np.ndarray,
+        dev_texts: Sequence[str] = (),
+        dev_targets: np.ndarray | None = None,
+        repeats: Sequence[int] | None = None,
+    ) -> NeuralTextClassifier:
+        """Train on `texts` with 0/1 `targets` (n x labels); keep the best epoch on dev."""
+        cfg, mcfg = self.train_config, self.model_config
+        _seed_everything(cfg.seed)
+        torch.set_num_threads(cfg.threads)
+        prepared = prepare(texts)
+        self.tokenizer = CharTokenizer.build(
+            prepared,
+            min_freq=cfg.min_char_freq,
+            max_size=cfg.max_vocab,
+            bigram_buckets=cfg.bigram_buckets,
+            version=time.strftime("%Y%m%d"),
+        )
+        if cfg.init_from:
+            self.model = build_from_pretrained(
+                Path(cfg.init_from), self.tokenizer, len(TEXT_LABELS), mcfg.dropout
+            )
+            mcfg.architecture = "transformer"
+        else:
+            self.model = build_model(mcfg, self.tokenizer, len(TEXT_LABELS))
+        order = [i for i, n in enumerate(repeats or [1] * len(prepared)) for _ in range(n)]
+        targets_t = torch.tensor(np.asarray(targets), dtype=torch.float32)
+        steps_per_epoch = math.ceil(len(order) / cfg.batch_size)
+        total_steps = steps_per_epoch * cfg.epochs
+        optimiser = torch.optim.AdamW(
+            self.model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
+        )
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimiser,
+            lambda step: (
+                min(1.0, (step + 1) / cfg.warmup_steps)
+                * max(0.05, 1.0 - step / max(total_steps, 1))
+            ),
+        )
+        deadline = time.monotonic() + cfg.max_minutes * 60
+        dev_prepared = prepare(dev_texts) if len(dev_texts) else []
+        best_state, best_score = None, -1.0
+        for epoch in range(cfg.epochs):
+            self.model.train()
+            batches = self._length_bucketed_batches(order, prepared, cfg.batch_size)
+            losses = []
+            bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress)
+            for batch_index in bar:
+                enc = self.tokenizer.encode([prepared[i] for i in batch_index], mcfg.max_len)
+                logits = self.model.logits(*as_tensors(enc))
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                    logits, targets_t[batch_index]
+                )
+                optimiser.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+                optimiser.step()
+                schedule.step()
+                losses.append(loss.item())
+                if len(losses) % 50 == 0:
+                    bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+                if time.monotonic() > deadline:
+                    break
+            record = {"epoch": epoch + 1, "loss": float(np.mean(losses))}
+            if dev_prepared and dev_targets is not None:
+                scores = self._scores(dev_prepared)
+                record["dev_macro_f1"] = macro_f1(
+                    per_label(dev_targets, scores, [0.5] * len(TEXT_LABELS), TEXT_LABELS)
+                )
+                if record["dev_macro_f1"] > best_score:
+                    best_score = record["dev_macro_f1"]
+                    best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.history.append(record)
+            cfg.log.append(str(record))
+            if cfg.progress:
+                print(record, flush=True)
+            if time.monotonic() > deadline:
+                cfg.log.append(f"stopped at the time budget of {cfg.max_minutes} minutes")
+                break
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        self.model.eval()
+        return self
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return self._scores(prepare(texts))
+
+    def predict(self, texts: Sequence[str], thresholds: Sequence[float]) -> np.ndarray:
+        return self.predict_proba(texts) >= np.asarray(thresholds)[None, :]
+
+    # -- helpers -------------------------------------------------------------------------
+    def _scores(self, prepared: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        assert self.model is not None and self.tokenizer is not None, "fit first"
+        self.model.eval()
+        out = np.zeros((len(prepared), len(TEXT_LABELS)), dtype=np.float32)
+        index = sorted(range(len(prepared)), key=lambda i: len(prepared[i]))
+        with torch.no_grad():
+            for start in range(0, len(index), batch_size):
+                chunk = index[start : start + batch_size]
+                enc = self.tokenizer.encode([prepared[i] for i in chunk], self.model_config.max_len)
+                out[chunk] = self.model(*as_tensors(enc)).numpy()
+        return out
+
+    @staticmethod
+    def _length_bucketed_batches(
+        order: list[int], prepared: list[str], size: int
+    ) -> list[list[int]]:
+        """Shuffle, sort within chunks of 50 batches by length, then shuffle the batches."""
+        shuffled = order[:]
+        random.shuffle(shuffled)
+        chunk = size * 50
+        batches = []
+        for start in range(0, len(shuffled), chunk):
+            part = sorted(shuffled[start : start + chunk], key=lambda i: len(prepared[i]))
+            batches.extend(part[i : i + size] for i in range(0, len(part), size))
+        random.shuffle(batches)
+        return batches

@@ -1,0 +1,242 @@
+"""Loading, deduplicating and splitting the training data.
+
+Sources (see `../shared/datasets/README.md` and `data/corpus/README.md`):
+- our hand-written corpus `data/corpus/*.jsonl` (every label);
+- COLD train/dev (insult; COLD test is a benchmark, never trained on);
+- SWSR (sexism, as insult);
+- the Minecraft QQ-group ads (ad; its test.txt is a benchmark, never trained on);
+- LCCC (clean chat; a fixed part is held back to measure false positives);
+- moderator reports exported to JSONL (optional; a report overrides the label of the same text).
+
+Every split is decided by a stable hash of the normalised text, so it never changes between runs
+and the same message never lands in two splits. Texts that appear in any benchmark or held-out
+set are removed from training and dev.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from models.labels import TEXT_LABELS
+from models.paths import DATA_DIR, SHARED_DATASETS_DIR
+from models.text.normalize import normalize
+
+CORPUS_DIR = DATA_DIR / "corpus"
+
+
+def datasets_dir() -> Path:
+    """`../shared/datasets` beside the repository, or QUNGUARD_DATASETS."""
+    return Path(os.environ.get("QUNGUARD_DATASETS", SHARED_DATASETS_DIR))
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    labels: tuple[str, ...]
+    source: str
+
+    def target(self) -> list[float]:
+        return [float(label in self.labels) for label in TEXT_LABELS]
+
+
+def dedup_key(text: str) -> str:
+    """Two messages are the same when their normalised texts are (case, variants, spacing)."""
+    return normalize(text).text
+
+
+def bucket(text: str) -> int:
+    """A stable number in 0..99 from the normalised text."""
+    digest = hashlib.sha1(dedup_key(text).encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:4], "big") % 100
+
+
+def _check_labels(labels: Iterable[str], where: str) -> tuple[str, ...]:
+    labels = tuple(labels)
+    unknown = [label for label in labels if label not in TEXT_LABELS]
+    if unknown:
+        raise ValueError(f"{where}: unknown labels {unknown}")
+    return labels
+
+
+def read_jsonl(path: Path, default_source: str) -> Iterator[Example]:
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        labels = _check_labels(row.get("labels", []), f"{path}:{lineno}")
+        yield Example(row["text"], labels, row.get("source") or default_source)
+
+
+def load_corpus(directory: Path = CORPUS_DIR) -> list[Example]:
+    examples: list[Example] = []
+    for path in sorted(directory.glob("*.jsonl")):
+        examples.extend(read_jsonl(path, f"hand/{path.stem}"))
+    return examples
+
+
+def load_cold(split: str, root: Path | None = None) -> list[Example]:
+    path = (root or datasets_dir()) / "cold" / f"{split}.csv"
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        return [
+            Example(row["TEXT"], ("insult",) if row["label"] == "1" else (), f"cold/{split}")
+            for row in csv.DictReader(handle)
+            if row.get("TEXT")
+        ]
+
+
+def load_swsr(root: Path | None = None) -> list[Example]:
+    path = (root or datasets_dir()) / "swsr" / "SexComment.csv"
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        return [
+            Example(row["comment_text"], ("insult",) if row["label"] == "1" else (), "swsr")
+            for row in csv.DictReader(handle)
+            if row.get("comment_text")
+        ]
+
+
+def _read_labelled_lines(path: Path, source: str) -> list[Example]:
+    """`text==label` lines; the label follows the last `==`."""
+    examples = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        text, sep, label = line.rpartition("==")
+        if sep and text.strip() and label.strip() in ("0", "1"):
+            examples.append(Example(text.strip(), ("ad",) if label.strip() == "1" else (), source))
+    return examples
+
+
+def load_mc_qq(part: str, root: Path | None = None) -> list[Example]:
+    """part: `train` (train.txt + ads.txt + chatting.txt) or `test` (the benchmark)."""
+    folder = (root or datasets_dir()) / "mc_qq_group_ads"
+    if part == "test":
+        return _read_labelled_lines(folder / "test.txt", "mc_qq/test")
+    examples = _read_labelled_lines(folder / "train.txt", "mc_qq/train")
+    for name, labels in (("ads.txt", ("ad",)), ("chatting.txt", ())):
+        for line in (folder / name).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                examples.append(Example(line.strip(), labels, f"mc_qq/{name}"))
+    return examples
+
+
+def load_lccc(root: Path | None = None) -> list[Example]:
+    folder = (root or datasets_dir()) / "lccc_base_small"
+    seen: set[str] = set()
+    examples = []
+    for name in ("LCCC-base_valid.json", "LCCC-base_test.json"):
+        for dialogue in json.loads((folder / name).read_text(encoding="utf-8")):
+            for utterance in dialogue:
+                text = utterance.replace(" ", "")
+                if len(text) >= 2 and text not in seen:
+                    seen.add(text)
+                    examples.append(Example(text, (), "lccc"))
+    return examples
+
+
+def load_qq_review(root: Path | None = None) -> list[tuple[str, int]]:
+    """The 259-line real QQ moderation sample: (text, 1 if violating). Smoke test only."""
+    path = (root or datasets_dir()) / "qq_group_review_small" / "data.txt"
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        label, sep, text = line.partition("\t")
+        if sep and label in ("0", "1") and text.strip():
+            rows.append((text.strip(), int(label)))
+    return rows
+
+
+@dataclass
+class Splits:
+    """Training data and every evaluation set, deduplicated against each other."""
+
+    train: list[Example] = field(default_factory=list)
+    dev: list[Example] = field(default_factory=list)
+    heldout: list[Example] = field(default_factory=list)  # our corpus, never trained on
+    clean_unseen: list[Example] = field(default_factory=list)  # LCCC part, never trained on
+    cold_test: list[Example] = field(default_factory=list)
+    qq_ad_test: list[Example] = field(default_factory=list)
+    sources: dict[str, int] = field(default_factory=dict)
+
+
+# Our corpus: bucket < 15 held out, < 25 dev. LCCC: bucket < 20 held out as unseen clean chat.
+HELDOUT_BUCKETS = 15
+DEV_BUCKETS = 25
+LCCC_HELDOUT_BUCKETS = 20
+
+
+def _merge(examples: Iterable[Example]) -> list[Example]:
+    """One example per normalised text; labels of duplicates are united, first source kept."""
+    merged: dict[str, Example] = {}
+    for example in examples:
+        key = dedup_key(example.text)
+        if not key:
+            continue
+        if key in merged:
+            old = merged[key]
+            labels = tuple(sorted(set(old.labels) | set(example.labels)))
+            merged[key] = Example(old.text, labels, old.source)
+        else:
+            merged[key] = example
+    return list(merged.values())
+
+
+def build_splits(
+    corpus: list[Example] | None = None,
+    *,
+    reports: list[Example] | None = None,
+    root: Path | None = None,
+    lccc_train_limit: int | None = 40_000,
+    public: bool = True,
+) -> Splits:
+    """Assemble every split. `public=False` uses our corpus alone (tests, no ../shared)."""
+    corpus = load_corpus() if corpus is None else corpus
+    splits = Splits()
+    ours = _merge(corpus)
+    for example in ours:
+        b = bucket(example.text)
+        target = splits.heldout if b < HELDOUT_BUCKETS else splits.dev if b < DEV_BUCKETS else None
+        (target if target is not None else splits.train).append(example)
+
+    if public:
+        splits.cold_test = _merge(load_cold("test", root))
+        splits.qq_ad_test = _merge(load_mc_qq("test", root))
+        lccc = _merge(load_lccc(root))
+        splits.clean_unseen = [e for e in lccc if bucket(e.text) < LCCC_HELDOUT_BUCKETS]
+        lccc_rest = [e for e in lccc if bucket(e.text) >= LCCC_HELDOUT_BUCKETS]
+        if lccc_train_limit is not None:
+            lccc_rest = lccc_rest[:lccc_train_limit]
+        cold_dev = _merge(load_cold("dev", root))
+        public_train = _merge([*load_cold("train", root), *load_swsr(root), *load_mc_qq("train")])
+        public_train += lccc_rest
+        splits.dev.extend(cold_dev)
+        for example in public_train:
+            (splits.dev if bucket(example.text) < 5 else splits.train).append(example)
+
+    if reports:
+        _apply_reports(splits, reports)
+
+    forbidden = {
+        dedup_key(e.text)
+        for part in (splits.heldout, splits.clean_unseen, splits.cold_test, splits.qq_ad_test)
+        for e in part
+    }
+    splits.train = [e for e in splits.train if dedup_key(e.text) not in forbidden]
+    splits.dev = [e for e in splits.dev if dedup_key(e.text) not in forbidden]
+    dev_keys = {dedup_key(e.text) for e in splits.dev}
+    splits.train = [e for e in _merge(splits.train) if dedup_key(e.text) not in dev_keys]
+    splits.dev = _merge(splits.dev)
+    for example in splits.train:
+        family = example.source.split("/")[0]
+        splits.sources[family] = splits.sources.get(family, 0) + 1
+    return splits
+
+
+def _apply_reports(splits: Splits, reports: list[Example]) -> None:
+    """A report overrides the label of the same normalised text wherever it is trained on."""
+    by_key = {dedup_key(r.text): r for r in reports}
+    for part in (splits.train, splits.dev):
+        part[:] = [by_key.pop(dedup_key(e.text), e) for e in part]
+    splits.train.extend(by_key.values())

@@ -1,0 +1,57 @@
+"""ONNX export, parity check against torch, and int8 dynamic quantisation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from models.text.tokenizer import CharTokenizer
+from training.classifier import as_tensors
+from training.neural import export_onnx
+
+
+def onnx_scores(
+    path: Path, tokenizer: CharTokenizer, prepared: Sequence[str], max_len: int
+) -> np.ndarray:
+    """Scores of an ONNX file on prepared texts, fed exactly as `models.release` feeds them."""
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+    out = []
+    for start in range(0, len(prepared), 256):
+        enc = tokenizer.encode(list(prepared[start : start + 256]), max_len)
+        arrays = {"input_ids": enc.ids, "bigram_ids": enc.bigrams, "attention_mask": enc.mask}
+        out.append(session.run(["scores"], {k: v for k, v in arrays.items() if k in names})[0])
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def export_checked(
+    model: torch.nn.Module,
+    tokenizer: CharTokenizer,
+    prepared: Sequence[str],
+    path: Path,
+    max_len: int,
+    tolerance: float = 1e-4,
+) -> float:
+    """Export to ONNX and check it against torch on real inputs; returns the largest gap."""
+    export_onnx(model, path, max_len)
+    model.eval()
+    enc = tokenizer.encode(list(prepared), max_len)
+    with torch.no_grad():
+        expected = model(*as_tensors(enc)).numpy()
+    # One padded batch in torch vs. chunked batches in ONNX: also checks padding invariance.
+    got = onnx_scores(path, tokenizer, prepared, max_len)
+    gap = float(np.max(np.abs(expected - got))) if len(prepared) else 0.0
+    if gap > tolerance:
+        raise RuntimeError(f"ONNX export differs from torch by {gap:.2e} (> {tolerance:.0e})")
+    return gap
+
+
+def quantize(source: Path, target: Path) -> None:
+    """int8 dynamic quantisation of weights (onnxruntime's quantizer)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)

@@ -1,0 +1,84 @@
+"""Precision, recall, F1 and threshold choice for multi-label scores (plain numpy)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PRF:
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "precision": round(self.precision, 4),
+            "recall": round(self.recall, 4),
+            "f1": round(self.f1, 4),
+            "support": self.support,
+        }
+
+
+def prf(truth: np.ndarray, predicted: np.ndarray) -> PRF:
+    """Binary precision/recall/F1 of boolean arrays (0 when undefined)."""
+    truth, predicted = truth.astype(bool), predicted.astype(bool)
+    tp = int(np.sum(truth & predicted))
+    fp = int(np.sum(~truth & predicted))
+    fn = int(np.sum(truth & ~predicted))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return PRF(precision, recall, f1, int(truth.sum()))
+
+
+def binary_macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean F1 of the positive and the negative class (COLD's macro-F1)."""
+    positive = prf(truth, predicted).f1
+    negative = prf(~truth.astype(bool), ~predicted.astype(bool)).f1
+    return (positive + negative) / 2
+
+
+def per_label(
+    truth: np.ndarray, scores: np.ndarray, thresholds: Sequence[float], labels: Sequence[str]
+) -> dict[str, PRF]:
+    predicted = scores >= np.asarray(thresholds)[None, :]
+    return {label: prf(truth[:, i], predicted[:, i]) for i, label in enumerate(labels)}
+
+
+def macro_f1(results: dict[str, PRF]) -> float:
+    with_support = [r.f1 for r in results.values() if r.support]
+    return float(np.mean(with_support)) if with_support else 0.0
+
+
+def threshold_for_precision(
+    truth: np.ndarray, scores: np.ndarray, target: float, floor: float = 0.05
+) -> float:
+    """The lowest threshold whose precision on (truth, scores) reaches `target`.
+
+    The lowest such threshold keeps the most recall. When no threshold reaches the target
+    (or the label has no positives), the F1-maximising threshold is used instead, so a label
+    never ends up switched off. Thresholds stay within [floor, 0.99].
+    """
+    truth = truth.astype(bool)
+    if not truth.any():
+        return 0.5
+    order = np.argsort(-scores, kind="stable")
+    sorted_scores, sorted_truth = scores[order], truth[order]
+    tp = np.cumsum(sorted_truth)
+    predicted = np.arange(1, len(sorted_scores) + 1)
+    precision = tp / predicted
+    recall = tp / truth.sum()
+    # Only cut where the score changes: ties must fall on the same side.
+    last_of_tie = np.r_[sorted_scores[1:] != sorted_scores[:-1], True]
+    ok = np.flatnonzero(last_of_tie & (precision >= target))
+    if ok.size:
+        cut = ok[-1]
+    else:
+        f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-9)
+        cut = int(np.argmax(np.where(last_of_tie, f1, -1.0)))
+    return float(np.clip(sorted_scores[cut], floor, 0.99))
