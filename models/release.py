@@ -1,8 +1,8 @@
 """A released text model: a folder with the ONNX file, vocabulary, manifest and model card.
 
 Layout of `models/releases/<version>/`:
-- `model.onnx`: inputs `input_ids` and any of `bigram_ids`, `attention_mask` (int64,
-  batch x length), output `scores` (float32, batch x labels, sigmoid probabilities);
+- `model.onnx`: inputs `input_ids` and any of `bigram_ids`, `trigram_ids`, `attention_mask`
+  (int64, batch x length), output `scores` (float32, batch x labels, sigmoid probabilities);
 - `vocab.json`: the tokenizer (`models.text.tokenizer`);
 - `manifest.json`: `Manifest` below (version, labels, thresholds, data hashes, configuration,
   metrics, file checksums);
@@ -26,13 +26,23 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from models.labels import TEXT_LABELS
 from models.paths import MODELS_DIR
-from models.text.tokenizer import CharTokenizer, VocabularyError
+from models.text.tokenizer import CharTokenizer, Encoded, VocabularyError
 
 RELEASE_FORMAT = "qunguard-release/1"
 RELEASES_DIR = MODELS_DIR / "releases"
-INPUT_NAMES = ("input_ids", "bigram_ids", "attention_mask")
+INPUT_NAMES = ("input_ids", "bigram_ids", "trigram_ids", "attention_mask")
 OUTPUT_NAME = "scores"
 _VERSION_RE = re.compile(r"^(\d{4})\.(\d{2})\.(\d{2})-(\d+)$")
+
+
+def model_inputs(batch: Encoded) -> dict[str, np.ndarray]:
+    """The ONNX inputs of an encoded batch, by input name."""
+    return {
+        "input_ids": batch.ids,
+        "bigram_ids": batch.bigrams,
+        "trigram_ids": batch.trigrams,
+        "attention_mask": batch.mask,
+    }
 
 
 class ReleaseError(RuntimeError):
@@ -184,8 +194,7 @@ class TextModel:
         if not model_texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         batch = self.tokenizer.encode(model_texts, self.manifest.max_len)
-        arrays = {"input_ids": batch.ids, "bigram_ids": batch.bigrams, "attention_mask": batch.mask}
-        feeds = {name: arrays[name] for name in self._input_names}
+        feeds = {name: model_inputs(batch)[name] for name in self._input_names}
         (scores,) = self.session.run([OUTPUT_NAME], feeds)
         return np.clip(scores.astype(np.float32), 0.0, 1.0)
 

@@ -70,7 +70,7 @@ def test_releases_sort_by_version(tmp_path: Path) -> None:
 
 
 def test_tokenizer_round_trip_and_shapes(tmp_path: Path) -> None:
-    tokenizer = CharTokenizer.build(["你好世界", "你好"], min_freq=1, bigram_buckets=101)
+    tokenizer = CharTokenizer.build(["你好世界", "你好"], min_freq=1, ngram_buckets=101)
     tokenizer.save(tmp_path / "vocab.json")
     loaded = CharTokenizer.load(tmp_path / "vocab.json")
     assert loaded.tokens == tokenizer.tokens

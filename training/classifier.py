@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from models.labels import TEXT_LABELS
+from models.release import INPUT_NAMES, model_inputs
 from models.text.pipeline import analyze, model_text
 from models.text.tokenizer import CharTokenizer, Encoded
 from training.metrics import macro_f1, per_label
@@ -36,7 +37,7 @@ class TrainConfig:
     corpus_repeat: int = 2  # our hand-written corpus is seen this many times per epoch
     min_char_freq: int = 2
     max_vocab: int = 8000
-    bigram_buckets: int = 60_000
+    ngram_buckets: int = 60_000
     max_minutes: float = 50.0
     seed: int = 13
     threads: int = 2
@@ -45,13 +46,10 @@ class TrainConfig:
     log: list[str] = field(default_factory=list)
 
 
-def as_tensors(batch: Encoded) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The model's three inputs, in forward() order."""
-    return (
-        torch.from_numpy(batch.ids),
-        torch.from_numpy(batch.bigrams),
-        torch.from_numpy(batch.mask),
-    )
+def as_tensors(batch: Encoded) -> tuple[torch.Tensor, ...]:
+    """The model's inputs, in forward() order (models.release.INPUT_NAMES)."""
+    arrays = model_inputs(batch)
+    return tuple(torch.from_numpy(arrays[name]) for name in INPUT_NAMES)
 
 
 def prepare(texts: Sequence[str]) -> list[str]:
@@ -95,7 +93,7 @@ class NeuralTextClassifier:
             prepared,
             min_freq=cfg.min_char_freq,
             max_size=cfg.max_vocab,
-            bigram_buckets=cfg.bigram_buckets,
+            ngram_buckets=cfg.ngram_buckets,
             version=time.strftime("%Y%m%d"),
         )
         if cfg.init_from:

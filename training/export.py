@@ -9,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from models.release import model_inputs
 from models.text.tokenizer import CharTokenizer
 from training.classifier import as_tensors
 from training.neural import export_onnx
@@ -23,8 +24,8 @@ def onnx_scores(
     out = []
     for start in range(0, len(prepared), 256):
         enc = tokenizer.encode(list(prepared[start : start + 256]), max_len)
-        arrays = {"input_ids": enc.ids, "bigram_ids": enc.bigrams, "attention_mask": enc.mask}
-        out.append(session.run(["scores"], {k: v for k, v in arrays.items() if k in names})[0])
+        feeds = {k: v for k, v in model_inputs(enc).items() if k in names}
+        out.append(session.run(["scores"], feeds)[0])
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 

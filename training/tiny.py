@@ -12,6 +12,7 @@ import torch
 from models.labels import TEXT_LABELS
 from models.release import Manifest, write_release
 from models.text.tokenizer import CharTokenizer
+from training.classifier import as_tensors
 from training.neural import ModelConfig, build_model, export_onnx
 
 TINY_EXAMPLES: list[tuple[str, list[str]]] = [
@@ -38,11 +39,11 @@ def build_tiny_release(folder: Path, steps: int = 60, seed: int = 0) -> Manifest
 
     torch.manual_seed(seed)
     texts = [model_text(analyze(text)) for text, _ in TINY_EXAMPLES]
-    tokenizer = CharTokenizer.build(texts, min_freq=1, bigram_buckets=997, version="tiny")
+    tokenizer = CharTokenizer.build(texts, min_freq=1, ngram_buckets=997, version="tiny")
     cfg = ModelConfig(embed_dim=16, kernel_sizes=[1, 2, 3], filters=16, hidden=16, dropout=0.0)
     model = build_model(cfg, tokenizer, len(TEXT_LABELS))
     batch = tokenizer.encode(texts, cfg.max_len)
-    inputs = [torch.tensor(a) for a in (batch.ids, batch.bigrams, batch.mask)]
+    inputs = as_tensors(batch)
     targets = torch.tensor(
         [[float(label in labels) for label in TEXT_LABELS] for _, labels in TINY_EXAMPLES]
     )

@@ -1,10 +1,11 @@
-"""Character-level tokeniser with hashed character bigrams, and its versioned vocabulary file.
+"""Character-level tokeniser with hashed character n-grams, and its versioned vocabulary file.
 
 Training and serving both call `CharTokenizer.encode` on `pipeline.model_text(...)`, so the
 model sees exactly what it saw in training. Chinese has no spaces, and a model trained from
-scratch learns words far better from character pairs than from single characters, so next to
-the character ids we emit a hashed id for each adjacent pair (the fastText trick): no bigram
-vocabulary to store, and unseen pairs still land in a shared bucket.
+scratch learns words far better from character pairs and triples than from single characters,
+so next to the character ids we emit, for each position, a hashed id of the pair and of the
+triple ending there (the fastText trick): no n-gram vocabulary to store, and unseen n-grams
+still land in a shared bucket table of `ngram_buckets` rows.
 
 Written by hand rather than with `tokenizers`/`transformers` because serving must not depend
 on them, and the whole job is a dictionary lookup.
@@ -41,25 +42,26 @@ class VocabularyError(ValueError):
 
 @dataclass(frozen=True)
 class Encoded:
-    """A padded batch: `ids`, `bigrams` and `mask` are int64 arrays of shape (batch, length)."""
+    """A padded batch: int64 arrays of shape (batch, length), 0 on padding."""
 
     ids: np.ndarray
     bigrams: np.ndarray
+    trigrams: np.ndarray
     mask: np.ndarray
 
 
 class CharTokenizer:
     """Maps characters to ids; unknown characters map to [UNK]."""
 
-    def __init__(self, tokens: Sequence[str], bigram_buckets: int, version: str) -> None:
+    def __init__(self, tokens: Sequence[str], ngram_buckets: int, version: str) -> None:
         if tuple(tokens[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
             raise VocabularyError("vocabulary must start with the special tokens")
         if len(set(tokens)) != len(tokens):
             raise VocabularyError("vocabulary has duplicate tokens")
-        if bigram_buckets < 1:
-            raise VocabularyError("bigram_buckets must be positive")
+        if ngram_buckets < 1:
+            raise VocabularyError("ngram_buckets must be positive")
         self.tokens = tuple(tokens)
-        self.bigram_buckets = bigram_buckets
+        self.ngram_buckets = ngram_buckets
         self.version = version
         self._index = {token: i for i, token in enumerate(self.tokens)}
         self._unk = self._index[UNK]
@@ -75,7 +77,7 @@ class CharTokenizer:
         *,
         min_freq: int = 2,
         max_size: int = 8000,
-        bigram_buckets: int = 50_000,
+        ngram_buckets: int = 200_000,
         version: str = "1",
     ) -> CharTokenizer:
         """Vocabulary of the most frequent characters seen at least `min_freq` times."""
@@ -86,13 +88,13 @@ class CharTokenizer:
             counts.pop(special, None)
         room = max_size - len(SPECIAL_TOKENS)
         chars = [c for c, n in counts.most_common() if n >= min_freq][:room]
-        return cls([*SPECIAL_TOKENS, *sorted(chars)], bigram_buckets, version)
+        return cls([*SPECIAL_TOKENS, *sorted(chars)], ngram_buckets, version)
 
     def save(self, path: Path) -> None:
         payload = {
             "format": VOCAB_FORMAT,
             "version": self.version,
-            "bigram_buckets": self.bigram_buckets,
+            "ngram_buckets": self.ngram_buckets,
             "tokens": list(self.tokens),
         }
         path.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
@@ -106,7 +108,7 @@ class CharTokenizer:
         if not isinstance(payload, dict) or payload.get("format") != VOCAB_FORMAT:
             raise VocabularyError(f"{path} is not a {VOCAB_FORMAT} file")
         try:
-            return cls(payload["tokens"], int(payload["bigram_buckets"]), str(payload["version"]))
+            return cls(payload["tokens"], int(payload["ngram_buckets"]), str(payload["version"]))
         except (KeyError, TypeError) as exc:
             raise VocabularyError(f"{path} lacks a field: {exc}") from exc
 
@@ -123,17 +125,27 @@ class CharTokenizer:
         for i, row in enumerate(rows):
             ids[i, : len(row)] = row
         mask = (ids != 0).astype(np.int64)
-        return Encoded(ids=ids, bigrams=self.bigram_ids(ids, mask), mask=mask)
+        return Encoded(
+            ids=ids,
+            bigrams=self.ngram_ids(ids, mask, n=2),
+            trigrams=self.ngram_ids(ids, mask, n=3),
+            mask=mask,
+        )
 
-    def bigram_ids(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Hashed id of (token i-1, token i) for each position; 0 on padding.
+    def ngram_ids(self, ids: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
+        """Hashed id of the n tokens ending at each position; 0 on padding.
 
-        Ids are 1..bigram_buckets-1 (0 is padding). Hashing the token ids rather than the
-        characters keeps this a few vectorised numpy operations.
+        Ids are 1..ngram_buckets-1. Hashing token ids rather than characters keeps this a few
+        vectorised numpy operations; bigrams and trigrams mix differently, so they rarely share
+        a bucket.
         """
-        previous = np.concatenate([np.zeros_like(ids[:, :1]), ids[:, :-1]], axis=1)
-        mixed = (previous * 1_000_003 + ids * 7_919 + _SALT) % (self.bigram_buckets - 1) + 1
-        return (mixed * mask).astype(np.int64)
+        mixed = np.full(ids.shape, _SALT + n, dtype=np.int64)
+        for back in range(n):
+            shifted = np.zeros_like(ids)
+            shifted[:, back:] = ids[:, : ids.shape[1] - back]
+            mixed = (mixed * 1_000_003 + shifted * 7_919) % _PRIME
+        return (mixed % (self.ngram_buckets - 1) + 1) * mask
 
 
-_SALT = zlib.crc32(b"qunguard-bigram")
+_SALT = zlib.crc32(b"qunguard-ngram")
+_PRIME = 2_147_483_647  # keeps every intermediate product inside int64
