@@ -1,24 +1,73 @@
-"""FastAPI application factory."""
+"""FastAPI application factory: routers per resource, middleware, error handlers, lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from models.labels import TEXT_LABEL_DESCRIPTIONS, TEXT_LABELS
+from serving.errors import install_error_handlers
+from serving.limits import BodyLimit
+from serving.logs import AccessLog
+from serving.metrics import Metrics, MetricsMiddleware
+from serving.routers import admin, classify, health, labels
+from serving.service import Service
+from serving.settings import Settings
+from serving.shedding import LoadShedder
+
+log = logging.getLogger("qunguard.app")
+
+DESCRIPTION = (
+    "Content moderation for Chinese group chats. The contract is shared/API.md; every error "
+    'is `{"error": {"code", "message"}}`.'
+)
 
 
-def create_app() -> FastAPI:
-    app = FastAPI(title="qunguard", version="0.1.0")
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A new app with its own service, batcher and metrics registry.
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    Settings come from `QUNGUARD_*` environment variables unless given. The model loads in
+    the background once the app starts (lifespan), so `/healthz` answers at once and
+    `/readyz` turns ready after warm-up.
+    """
+    settings = settings or Settings()
+    metrics = Metrics()
+    service = Service(settings, metrics)
 
-    @app.get("/v1/labels")
-    def labels() -> dict[str, list[dict[str, object]]]:
-        return {
-            "text": [
-                {"name": name, "description": TEXT_LABEL_DESCRIPTIONS[name], "threshold": None}
-                for name in TEXT_LABELS
-            ]
-        }
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.auth_enabled:
+            log.warning("no API keys configured: the service is open (bind 127.0.0.1 only)")
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
 
+    app = FastAPI(
+        title="qunguard",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        strict_content_type=False,  # a JSON body without Content-Type is still read as JSON
+        # Prometheus covers metrics; OpenTelemetry checks cost time on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+    )
+    app.state.service = service
+    install_error_handlers(app)
+    for module in (classify, labels, admin, health):
+        app.include_router(module.router)
+    # Added innermost first: the access log and metrics also see the early 413s and 503s.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        LoadShedder,
+        full=lambda: service.batcher.full,
+        retry_after_s=settings.retry_after_s,
+        on_shed=metrics.rejected.inc,
+    )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if settings.access_log:
+        app.add_middleware(AccessLog)
     return app

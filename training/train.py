@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus-only", action="store_true", help="no ../shared datasets")
     parser.add_argument("--reports", type=Path, help="reports JSONL (training.reports export)")
     parser.add_argument("--epochs", type=int)
+    parser.add_argument(
+        "--lccc-limit", type=int, default=20_000, help="LCCC clean utterances to train on"
+    )
     parser.add_argument("--no-quantize", action="store_true")
     parser.add_argument("--no-evaluate", action="store_true")
     parser.add_argument("--quiet", action="store_true")
@@ -120,7 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     from training.data import load_corpus
 
     reports = list(read_jsonl(args.reports, "report")) if args.reports else None
-    splits = build_splits(load_corpus(args.corpus), reports=reports, public=not args.corpus_only)
+    splits = build_splits(
+        load_corpus(args.corpus),
+        reports=reports,
+        public=not args.corpus_only,
+        lccc_train_limit=args.lccc_limit,
+    )
     say(f"train {len(splits.train)}  dev {len(splits.dev)}  heldout {len(splits.heldout)}")
     repeats = [train_cfg.corpus_repeat if e.source.startswith("hand/") else 1 for e in splits.train]
     dev_texts = [e.text for e in splits.dev]

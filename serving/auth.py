@@ -1,0 +1,42 @@
+"""Route dependencies that check `Authorization: Bearer <key>` against the KeyRing."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from serving.errors import ApiError
+
+bearer = HTTPBearer(auto_error=False, description="An API key (admin routes: an admin key).")
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message, {"WWW-Authenticate": "Bearer"})
+
+
+async def require_api_key(request: Request, credentials: BearerDep) -> None:
+    """Any configured key (user or admin); open when no keys are configured."""
+    keys = request.app.state.service.keys
+    if not keys.enabled:
+        return
+    if credentials is None:
+        raise _unauthorized("an API key is required: Authorization: Bearer <key>")
+    if not keys.is_user(credentials.credentials):
+        raise _unauthorized("the API key is not valid")
+
+
+async def require_admin_key(request: Request, credentials: BearerDep) -> None:
+    """An admin key; a valid non-admin key gets 403. Open when no keys are configured."""
+    keys = request.app.state.service.keys
+    if not keys.enabled:
+        return
+    if credentials is None:
+        raise _unauthorized("an admin key is required: Authorization: Bearer <key>")
+    if keys.is_admin(credentials.credentials):
+        return
+    if keys.is_user(credentials.credentials):
+        raise ApiError(403, "forbidden", "this endpoint needs an admin key")
+    raise _unauthorized("the API key is not valid")
