@@ -1,4 +1,4 @@
-"""The real training path (data, fit, thresholds, export, quantise, release, evaluate) on tiny data."""
+"""The real training path (data, fit, thresholds, export, release, evaluate) on tiny data."""
 
 from __future__ import annotations
 

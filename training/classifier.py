@@ -83,8 +83,14 @@ class NeuralTextClassifier:
         dev_texts: Sequence[str] = (),
         dev_targets: np.ndarray | None = None,
         repeats: Sequence[int] | None = None,
+        masks: np.ndarray | None = None,
+        dev_masks: np.ndarray | None = None,
     ) -> NeuralTextClassifier:
-        """Train on `texts` with 0/1 `targets` (n x labels); keep the best epoch on dev."""
+        """Train on `texts` with 0/1 `targets` (n x labels); keep the best epoch on dev.
+
+        `masks` (n x labels, 1 = annotated) leave out the loss of labels a source did not
+        annotate; `repeats` says how often each text is seen per epoch.
+        """
         cfg, mcfg = self.train_config, self.model_config
         _seed_everything(cfg.seed)
         torch.set_num_threads(cfg.threads)
@@ -105,6 +111,11 @@ class NeuralTextClassifier:
             self.model = build_model(mcfg, self.tokenizer, len(TEXT_LABELS))
         order = [i for i, n in enumerate(repeats or [1] * len(prepared)) for _ in range(n)]
         targets_t = torch.tensor(np.asarray(targets), dtype=torch.float32)
+        masks_t = (
+            torch.ones_like(targets_t)
+            if masks is None
+            else torch.tensor(np.asarray(masks), dtype=torch.float32)
+        )
         steps_per_epoch = math.ceil(len(order) / cfg.batch_size)
         total_steps = steps_per_epoch * cfg.epochs
         optimiser = torch.optim.AdamW(
@@ -128,9 +139,13 @@ class NeuralTextClassifier:
             for batch_index in bar:
                 enc = self.tokenizer.encode([prepared[i] for i in batch_index], mcfg.max_len)
                 logits = self.model.logits(*as_tensors(enc))
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                    logits, targets_t[batch_index]
-                )
+                mask = masks_t[batch_index]
+                loss = (
+                    torch.nn.functional.binary_cross_entropy_with_logits(
+                        logits, targets_t[batch_index], reduction="none"
+                    )
+                    * mask
+                ).sum() / mask.sum().clamp(min=1.0)
                 optimiser.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -145,7 +160,7 @@ class NeuralTextClassifier:
             if dev_prepared and dev_targets is not None:
                 scores = self._scores(dev_prepared)
                 record["dev_macro_f1"] = macro_f1(
-                    per_label(dev_targets, scores, [0.5] * len(TEXT_LABELS), TEXT_LABELS)
+                    per_label(dev_targets, scores, [0.5] * len(TEXT_LABELS), TEXT_LABELS, dev_masks)
                 )
                 if record["dev_macro_f1"] > best_score:
                     best_score = record["dev_macro_f1"]

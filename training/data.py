@@ -37,12 +37,25 @@ def datasets_dir() -> Path:
 
 @dataclass(frozen=True)
 class Example:
+    """A labelled text. `known` names the labels its source annotated (None: all of them).
+
+    COLD and SWSR say whether a text is offensive and nothing else: a COLD text about sex is
+    not a negative example of `porn`. Training masks the loss of unknown labels, and threshold
+    choice ignores them.
+    """
+
     text: str
     labels: tuple[str, ...]
     source: str
+    known: tuple[str, ...] | None = None
 
     def target(self) -> list[float]:
         return [float(label in self.labels) for label in TEXT_LABELS]
+
+    def mask(self) -> list[float]:
+        if self.known is None:
+            return [1.0] * len(TEXT_LABELS)
+        return [float(label in self.known) for label in TEXT_LABELS]
 
 
 def dedup_key(text: str) -> str:
@@ -84,7 +97,12 @@ def load_cold(split: str, root: Path | None = None) -> list[Example]:
     path = (root or datasets_dir()) / "cold" / f"{split}.csv"
     with path.open(encoding="utf-8-sig", newline="") as handle:
         return [
-            Example(row["TEXT"], ("insult",) if row["label"] == "1" else (), f"cold/{split}")
+            Example(
+                row["TEXT"],
+                ("insult",) if row["label"] == "1" else (),
+                f"cold/{split}",
+                known=("insult",),
+            )
             for row in csv.DictReader(handle)
             if row.get("TEXT")
         ]
@@ -94,7 +112,12 @@ def load_swsr(root: Path | None = None) -> list[Example]:
     path = (root or datasets_dir()) / "swsr" / "SexComment.csv"
     with path.open(encoding="utf-8-sig", newline="") as handle:
         return [
-            Example(row["comment_text"], ("insult",) if row["label"] == "1" else (), "swsr")
+            Example(
+                row["comment_text"],
+                ("insult",) if row["label"] == "1" else (),
+                "swsr",
+                known=("insult",),
+            )
             for row in csv.DictReader(handle)
             if row.get("comment_text")
         ]
@@ -165,6 +188,7 @@ class Splits:
 HELDOUT_BUCKETS = 15
 DEV_BUCKETS = 25
 LCCC_HELDOUT_BUCKETS = 20
+LCCC_TRAIN_LIMIT = 20_000  # clean LCCC utterances trained on (of about 65,000 left)
 
 
 def _merge(examples: Iterable[Example]) -> list[Example]:
@@ -177,7 +201,12 @@ def _merge(examples: Iterable[Example]) -> list[Example]:
         if key in merged:
             old = merged[key]
             labels = tuple(sorted(set(old.labels) | set(example.labels)))
-            merged[key] = Example(old.text, labels, old.source)
+            known = (
+                None
+                if old.known is None or example.known is None
+                else tuple(sorted(set(old.known) | set(example.known)))
+            )
+            merged[key] = Example(old.text, labels, old.source, known)
         else:
             merged[key] = example
     return list(merged.values())
@@ -188,7 +217,7 @@ def build_splits(
     *,
     reports: list[Example] | None = None,
     root: Path | None = None,
-    lccc_train_limit: int | None = 40_000,
+    lccc_train_limit: int | None = LCCC_TRAIN_LIMIT,
     public: bool = True,
 ) -> Splits:
     """Assemble every split. `public=False` uses our corpus alone (tests, no ../shared)."""

@@ -32,18 +32,22 @@ from training.metrics import PRF, binary_macro_f1, macro_f1, prf
 
 
 def score_texts(model: TextModel, texts: Sequence[str], fusion: bool = True) -> np.ndarray:
-    """Final scores (n x labels) for raw texts, through the same path as serving."""
-    from models.fusion import fused_scores, load_fusion_weights
+    """Final scores (n x labels) for raw texts, through the same path as serving.
+
+    Rounded in float64 to the decimals serving compares with the thresholds (fusion
+    SCORE_DECIMALS), so a threshold rounded to 4 decimals cuts here where it cuts in serving.
+    """
+    from models.fusion import SCORE_DECIMALS, fused_scores, load_fusion_weights
 
     weights = load_fusion_weights(model.folder)
-    out = np.zeros((len(texts), len(TEXT_LABELS)), dtype=np.float32)
+    out = np.zeros((len(texts), len(TEXT_LABELS)), dtype=np.float64)
     for start in range(0, len(texts), 256):
         analyses = [analyze(t) for t in texts[start : start + 256]]
         scores = model.predict_proba([model_text(a) for a in analyses])
         if fusion:
             scores = fused_scores(scores, analyses, weights)
         out[start : start + len(analyses)] = scores
-    return out
+    return np.round(out, SCORE_DECIMALS)
 
 
 @dataclass

@@ -44,10 +44,19 @@ def binary_macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
 
 
 def per_label(
-    truth: np.ndarray, scores: np.ndarray, thresholds: Sequence[float], labels: Sequence[str]
+    truth: np.ndarray,
+    scores: np.ndarray,
+    thresholds: Sequence[float],
+    labels: Sequence[str],
+    masks: np.ndarray | None = None,
 ) -> dict[str, PRF]:
+    """P/R/F1 per label; with `masks`, only rows where the label was annotated count."""
     predicted = scores >= np.asarray(thresholds)[None, :]
-    return {label: prf(truth[:, i], predicted[:, i]) for i, label in enumerate(labels)}
+    known = np.ones_like(truth, dtype=bool) if masks is None else masks.astype(bool)
+    return {
+        label: prf(truth[known[:, i], i], predicted[known[:, i], i])
+        for i, label in enumerate(labels)
+    }
 
 
 def macro_f1(results: dict[str, PRF]) -> float:
