@@ -29,6 +29,8 @@ _FLAGS: dict[str, tuple[str, type, str]] = {
     "--max-wait-ms": ("max_wait_ms", float, "longest wait for a batch to fill"),
     "--max-queue": ("max_queue", int, "messages waiting before 503"),
     "--threads": ("intra_op_threads", int, "ONNX Runtime intra-op threads"),
+    "--image-workers": ("image_workers", int, "threads that decode and analyse images"),
+    "--ocr": ("ocr", str, "text in images: auto, always or never"),
     "--log-level": ("log_level", str, "debug, info, warning, error"),
 }
 

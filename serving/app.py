@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +13,8 @@ from serving.errors import install_error_handlers
 from serving.limits import BodyLimit
 from serving.logs import AccessLog
 from serving.metrics import Metrics, MetricsMiddleware
-from serving.routers import admin, classify, health, labels
+from serving.policies import open_policy_engine
+from serving.routers import admin, classify, groups, health, labels
 from serving.service import Service
 from serving.settings import Settings
 from serving.shedding import LoadShedder
@@ -40,11 +42,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not settings.auth_enabled:
             log.warning("no API keys configured: the service is open (bind 127.0.0.1 only)")
-        await service.start()
+        # The database (strikes, policies): tables created before the first request.
+        policies = await asyncio.to_thread(open_policy_engine, settings)
+        app.state.policies = policies
+        app.state.store = policies.store
+        await service.start(store=policies.store)  # image floods share the database
         try:
             yield
         finally:
             await service.stop()
+            policies.store.close()
 
     app = FastAPI(
         title="qunguard",
@@ -57,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.service = service
     install_error_handlers(app)
-    for module in (classify, labels, admin, health):
+    for module in (classify, labels, admin, groups, health):
         app.include_router(module.router)
     # Added innermost first: the access log and metrics also see the early 413s and 503s.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

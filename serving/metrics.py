@@ -16,12 +16,13 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from models.labels import TEXT_LABELS
+from models.labels import IMAGE_LABELS, TEXT_LABELS
 from serving.batcher import BatchStats
 from serving.errors import ERROR_CODE_KEY
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+IMAGE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0)
 UNMATCHED = "unmatched"  # the route label of unknown paths (keeps the label set bounded)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
@@ -75,8 +76,31 @@ class Metrics:
             "qunguard_model_reloads", "Model reload attempts", ["outcome"], registry=r
         )
         self.ready = Gauge("qunguard_ready", "1 when a model is loaded and warm", registry=r)
-        # Label children looked up once: `.labels()` on every request is measurable.
-        self._label_counters = {label: self.labels.labels(label) for label in TEXT_LABELS}
+        self.image_seconds = Histogram(
+            "qunguard_image_duration_seconds",
+            "Time to decode and analyse one image in the image pool",
+            buckets=IMAGE_BUCKETS,
+            registry=r,
+        )
+        self.images = Counter(
+            "qunguard_images",
+            "Images analysed, by outcome (ok or the error code)",
+            ["outcome"],
+            registry=r,
+        )
+        self.image_queue_depth = Gauge(
+            "qunguard_image_queue_depth", "Images waiting for or in the image pool", registry=r
+        )
+        self.flood_errors = Counter(
+            "qunguard_image_flood_errors",
+            "Flood-counter failures (duplicate_count reported as 0)",
+            registry=r,
+        )
+        # Label children looked up once: `.labels()` on every request is measurable. Image
+        # labels (nsfw, qrcode, image_ad) count here too.
+        self._label_counters = {
+            label: self.labels.labels(label) for label in TEXT_LABELS + IMAGE_LABELS
+        }
         self._flagged = {True: self.messages.labels("true"), False: self.messages.labels("false")}
 
     def observe_batch(self, stats: BatchStats) -> None:
@@ -91,6 +115,9 @@ class Metrics:
 
     def track_queue(self, depth: Callable[[], float]) -> None:
         self.queue_depth.set_function(depth)
+
+    def track_image_queue(self, depth: Callable[[], float]) -> None:
+        self.image_queue_depth.set_function(depth)
 
     def set_model(self, version: str | None) -> None:
         self.model_info.clear()

@@ -11,7 +11,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from models.labels import (
     IMAGE_LABEL_DESCRIPTIONS,
@@ -19,6 +27,8 @@ from models.labels import (
     TEXT_LABEL_DESCRIPTIONS,
     TEXT_LABELS,
 )
+from serving.store.ids import check_id
+from serving.store.tables import ID_LENGTH
 
 MAX_MESSAGES = 256
 MAX_TEXT_CHARS = 10_000
@@ -41,12 +51,21 @@ class Message(BaseModel):
     image: str | None = Field(
         None, description="Base64 of a JPEG/PNG/GIF/WebP image, up to 10 MiB decoded."
     )
-    group_id: str | None = Field(None, description="With it the group's policy decides an action.")
-    user_id: str | None = Field(None, description="With it strikes are counted.")
+    group_id: str | None = Field(
+        None, max_length=ID_LENGTH, description="With it the group's policy decides an action."
+    )
+    user_id: str | None = Field(
+        None, max_length=ID_LENGTH, description="With it strikes are counted."
+    )
     nickname: str | None = Field(None, description="Group nickname (for nickname rules).")
     sent_at: datetime | None = Field(None, description="RFC 3339 time; default: now.")
     event: EventType = "message"
     is_admin: bool = False
+
+    @field_validator("group_id", "user_id")
+    @classmethod
+    def _storable_id(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else check_id(value, str(info.field_name))
 
     @model_validator(mode="after")
     def _has_content(self) -> Message:
@@ -89,6 +108,9 @@ class ImageResult(BaseModel):
     qrcodes: list[str]
     ocr_text: str
     duplicate_count: int = Field(ge=0)
+    unavailable: list[str] | None = Field(
+        None, description="Detectors not installed (e.g. nsfw); absent when all ran."
+    )
 
 
 class Action(BaseModel):

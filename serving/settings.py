@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -33,7 +33,26 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(1, ge=1)
     intra_op_threads: int = Field(1, ge=1, le=64)
     warmup: bool = True
-    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    # 48 MiB: the text of 256 messages of 10,000 characters (16 MiB as JSON) plus the base64 of
+    # max_request_image_bytes of pictures (32 MiB).
+    max_body_bytes: int = Field(48 * 1024 * 1024, ge=1024)
+    # Images (serving/images.py): analysed in a pool of image_workers threads, never on the
+    # event loop; OCR auto (when the cheap text check finds text lines), always or never.
+    image_workers: int = Field(1, ge=1, le=64)
+    ocr: Literal["auto", "always", "never"] = "auto"
+    # Images waiting for or in the pool; beyond this a request with images gets 503 at once.
+    max_image_queue: int = Field(32, ge=1)
+    # Decoded bytes of all the images of one request (estimated from the base64); over: 413.
+    # 24 MiB: two pictures at the contract's 10 MiB limit, or a dozen ordinary photos.
+    max_request_image_bytes: int = Field(24 * 1024 * 1024, ge=10 * 1024 * 1024)
+    # The service database: SQLite file qunguard.db in data_dir, or PostgreSQL at database_url.
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    # Group policies: the preset (data/policies/<name>.yaml) of groups without their own, and
+    # how long a process keeps a group's policy before reading it again (another process may
+    # have changed it).
+    default_policy: str = "company"
+    policy_cache_s: float = Field(5.0, ge=0.0, le=3600.0)
     log_level: str = "info"
     access_log: bool = False
     log_text: bool = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,12 +23,14 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 def settings_for(models_dir: Path, **overrides: Any) -> Settings:
-    """Settings for a test app: both kinds of keys, quick warm-up."""
+    """Settings for a test app: both kinds of keys, quick warm-up, its own empty database
+    (SQLite in a fresh temporary folder, so tests never write the repository's var/)."""
     fields: dict[str, Any] = {
         "models_dir": models_dir,
         "api_keys": (USER_KEY,),
         "admin_keys": (ADMIN_KEY,),
         "max_batch": 8,
+        "data_dir": Path(tempfile.mkdtemp(prefix="qunguard-test-")),
         **overrides,
     }
     return Settings(**fields)

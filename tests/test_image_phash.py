@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, inspect, select
 from models.image.decode import decode_image
 from models.image.phash import (
     NEAR_DUPLICATE_DISTANCE,
+    FloodCount,
     FloodCounter,
     MemoryFloodCounter,
     SqlFloodCounter,
@@ -137,6 +138,26 @@ def test_naive_and_other_zone_times_are_utc(counter: FloodCounter) -> None:
     counter.record("g1", "u1", h, T0.replace(tzinfo=None))
     beijing = T0.astimezone(ZoneInfo("Asia/Shanghai"))
     assert counter.record("g1", "u1", h, beijing + timedelta(minutes=1)).group == 1
+
+
+def test_count_answers_like_record_but_remembers_nothing(counter: FloodCounter) -> None:
+    h = image_hash(picture("poster_qr_ad.jpg"))
+    assert counter.count("g1", "u1", h, T0) == FloodCount(0, 0)
+    counter.record("g1", "u1", h, T0)
+    later = T0 + timedelta(seconds=1)
+    assert [counter.count("g1", "u1", h, later) for _ in range(3)] == [FloodCount(1, 1)] * 3
+    assert counter.count("g1", "u2", h, later) == FloodCount(1, 0)
+    assert counter.count("g1", "u1", h, T0 + timedelta(minutes=11)) == FloodCount(0, 0)
+    assert counter.record("g1", "u1", h, later) == FloodCount(1, 1)
+
+
+def test_sql_counter_shares_a_given_engine(tmp_path: Path) -> None:
+    engine = create_engine(sqlite_url(tmp_path / "given.db"))
+    counter = SqlFloodCounter(engine=engine)
+    assert counter.engine is engine
+    counter.record("g1", "u1", 12345, T0)
+    assert counter.count("g1", None, 12345, T0 + timedelta(seconds=1)).group == 1
+    engine.dispose()
 
 
 def test_concurrent_posts_are_all_counted(counter: FloodCounter) -> None:

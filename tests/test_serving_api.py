@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from models.image.classify import PIPELINE_VERSION
 from models.labels import IMAGE_LABELS, TEXT_LABELS
 from serving.schemas import ClassifyResponse
 from tests.conftest import TINY_VERSION
@@ -27,7 +28,7 @@ def test_classify_answers_every_message_in_order(client: TestClient) -> None:
     assert response.status_code == 200
     body = response.json()
     ClassifyResponse.model_validate(body)
-    assert body["model_version"] == {"text": TINY_VERSION, "image": None}
+    assert body["model_version"] == {"text": TINY_VERSION, "image": PIPELINE_VERSION}
     results = body["results"]
     assert [r["id"] for r in results] == ["m0", "m1", "m2"]
     for text, result in zip(texts, results, strict=True):
@@ -123,7 +124,7 @@ def test_health_and_readiness(client: TestClient) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
-    assert ready.json()["model_version"] == {"text": TINY_VERSION, "image": None}
+    assert ready.json()["model_version"] == {"text": TINY_VERSION, "image": PIPELINE_VERSION}
 
 
 def test_metrics_count_requests_batches_and_labels(client: TestClient) -> None:

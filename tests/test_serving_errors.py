@@ -103,9 +103,9 @@ def test_error_message_never_echoes_the_input(client: TestClient) -> None:
     assert "私密" not in body["error"]["message"]
 
 
-def test_image_is_not_supported_yet(client: TestClient) -> None:
-    body = {"messages": [{"text": "看图"}, {"image": "iVBORw0KGgo="}]}
-    answer = assert_error(post(client, body), 422, "image_not_supported")
+def test_unreadable_image_is_422_naming_the_message(client: TestClient) -> None:
+    body = {"messages": [{"text": "看图"}, {"image": "iVBORw0KGgo="}]}  # a PNG signature only
+    answer = assert_error(post(client, body), 422, "invalid_image")
     assert "messages.1.image" in answer["error"]["message"]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from models.image.classify import PIPELINE_VERSION
 from serving.app import create_app
 from serving.engine import Engine, load_newest
 from tests.conftest import TINY_VERSION
@@ -38,7 +39,7 @@ def test_reload_swaps_in_the_newest_release(tiny_releases: Path, tmp_path: Path)
         response = client.post("/v1/admin/reload", headers=ADMIN)
         assert response.status_code == 200
         body = response.json()
-        assert body["model_version"] == {"text": "2026.02.01-1", "image": None}
+        assert body["model_version"] == {"text": "2026.02.01-1", "image": PIPELINE_VERSION}
         assert body["previous"] == TINY_VERSION
         assert body["folder"].endswith("2026.02.01-1")
         assert text_version(classify(client, "你好")) == "2026.02.01-1"

@@ -11,17 +11,21 @@ many near-duplicates of it the group and the user posted before it within the wi
 behind the small `FloodCounter` interface, with an in-memory implementation (one process) and
 an SQLAlchemy one (table `image_hashes`; SQLite file by default, PostgreSQL by URL), so the
 policy engine can share the database it keeps strikes in. Rows older than the window are
-deleted as the group posts again. Hamming distances are computed in Python over the group's
-rows in the window (SQLite has no bit count), which stays cheap for the few hundred pictures
-a group posts in ten minutes. Count-then-insert runs one writer per group at a time (SQLite:
+deleted as the group posts again. `count` answers the same question without remembering the
+picture (a dry run). Hamming distances are computed in Python over the group's rows in the
+window (SQLite has no bit count), which stays cheap for the few hundred pictures a group posts
+in ten minutes. Count-then-insert runs one writer per group at a time (SQLite:
 BEGIN IMMEDIATE; PostgreSQL: a transaction advisory lock on the group), so simultaneous posts
-of the same picture count each other exactly once.
+of the same picture count each other exactly once. `SqlFloodCounter(engine=...)` shares an
+engine the caller already has (serving passes its store's, so one database holds strikes and
+pictures).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,7 +49,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from models.paths import REPO_ROOT
 
@@ -85,6 +89,24 @@ class FloodCounter(Protocol):
         """Count earlier near-duplicates in the window, then remember this picture."""
         ...
 
+    def count(
+        self, group_id: str, user_id: str | None, image_hash: int, now: datetime
+    ) -> FloodCount:
+        """Count earlier near-duplicates in the window without remembering this picture."""
+        ...
+
+
+def _tally(
+    seen: Iterable[tuple[str | None, int]], user_id: str | None, image_hash: int
+) -> FloodCount:
+    """Near-duplicates of `image_hash` among (user, hash) rows: in all, and by `user_id`."""
+    group = user = 0
+    for seen_user, seen_hash in seen:
+        if is_near_duplicate(seen_hash, image_hash):
+            group += 1
+            user += user_id is not None and seen_user == user_id
+    return FloodCount(group, user)
+
 
 def _utc(moment: datetime) -> datetime:
     """Aware UTC time (a naive time is taken to be UTC already)."""
@@ -112,16 +134,21 @@ class MemoryFloodCounter:
             seen = self._groups.setdefault(group_id, deque(maxlen=self._max_per_group))
             while seen and seen[0][0] < since:
                 seen.popleft()
-            group = user = 0
-            for seen_at, seen_user, seen_hash in seen:
-                if seen_at <= now and is_near_duplicate(seen_hash, image_hash):
-                    group += 1
-                    user += user_id is not None and seen_user == user_id
+            found = _tally(((u, h) for at, u, h in seen if at <= now), user_id, image_hash)
             seen.append((now, user_id, image_hash))
             self._records += 1
             if self._records % 1024 == 0:
                 self._forget_quiet_groups(since)
-        return FloodCount(group, user)
+        return found
+
+    def count(
+        self, group_id: str, user_id: str | None, image_hash: int, now: datetime
+    ) -> FloodCount:
+        now = _utc(now)
+        since = now - self.window
+        with self._lock:
+            seen = list(self._groups.get(group_id, ()))
+        return _tally(((u, h) for at, u, h in seen if since <= at <= now), user_id, image_hash)
 
     def group_count(self) -> int:
         """Groups currently remembered (quiet ones are forgotten every 1024 records)."""
@@ -160,14 +187,26 @@ def sqlite_url(path: Path = DEFAULT_DB_PATH) -> str:
 
 
 class SqlFloodCounter:
-    """Flood counter in a database (`image_hashes` table, created when missing)."""
+    """Flood counter in a database (`image_hashes` table, created when missing).
 
-    def __init__(self, url: str | None = None, window: timedelta = DEFAULT_WINDOW):
+    `engine`: an engine to share (it must begin SQLite transactions with BEGIN IMMEDIATE, as
+    `_make_engine` does); otherwise one is made for `url` (default: `var/qunguard.db`).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        window: timedelta = DEFAULT_WINDOW,
+        *,
+        engine: Engine | None = None,
+    ):
         self.window = window
-        if url is None:
-            DEFAULT_DB_PATH.parent.mkdir(parents=True, exist_ok=True)
-            url = sqlite_url()
-        self.engine = _make_engine(url)
+        if engine is None:
+            if url is None:
+                DEFAULT_DB_PATH.parent.mkdir(parents=True, exist_ok=True)
+                url = sqlite_url()
+            engine = _make_engine(url)
+        self.engine = engine
         _metadata.create_all(self.engine)
 
     def record(
@@ -183,24 +222,34 @@ class SqlFloodCounter:
                     image_hashes.c.group_id == group_id, image_hashes.c.seen_at < since
                 )
             )
-            rows = conn.execute(
-                select(image_hashes.c.user_id, image_hashes.c.hash).where(
-                    image_hashes.c.group_id == group_id,
-                    image_hashes.c.seen_at >= since,
-                    image_hashes.c.seen_at <= now,
-                )
-            ).all()
-            group = user = 0
-            for seen_user, seen_hash in rows:
-                if is_near_duplicate(_unsigned(seen_hash), image_hash):
-                    group += 1
-                    user += user_id is not None and seen_user == user_id
+            found = _tally(_window_rows(conn, group_id, since, now), user_id, image_hash)
             conn.execute(
                 insert(image_hashes).values(
                     group_id=group_id, user_id=user_id, hash=_signed(image_hash), seen_at=now
                 )
             )
-        return FloodCount(group, user)
+        return found
+
+    def count(
+        self, group_id: str, user_id: str | None, image_hash: int, now: datetime
+    ) -> FloodCount:
+        now = _utc(now)
+        with self.engine.begin() as conn:
+            rows = _window_rows(conn, group_id, now - self.window, now)
+        return _tally(rows, user_id, image_hash)
+
+
+def _window_rows(
+    conn: Connection, group_id: str, since: datetime, now: datetime
+) -> list[tuple[str | None, int]]:
+    rows = conn.execute(
+        select(image_hashes.c.user_id, image_hashes.c.hash).where(
+            image_hashes.c.group_id == group_id,
+            image_hashes.c.seen_at >= since,
+            image_hashes.c.seen_at <= now,
+        )
+    ).all()
+    return [(seen_user, _unsigned(seen_hash)) for seen_user, seen_hash in rows]
 
 
 def _make_engine(url: str) -> Engine:

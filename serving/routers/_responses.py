@@ -14,9 +14,9 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing or wrong API key",
         403: "An admin key is needed",
         409: "The newest model is invalid; the running one stays",
-        413: "Body too large",
-        415: "The body is not JSON",
-        422: "Invalid fields (or an image, not supported yet)",
-        503: "Overloaded or no model; see Retry-After",
+        413: "Body too large, an image over 10 MiB, or too many image bytes in one request",
+        415: "The body is not JSON, or an image is not JPEG, PNG, GIF or WebP",
+        422: "Invalid fields, or an image that cannot be read (invalid_image, invalid_base64)",
+        503: "Overloaded, no model or no image models; see Retry-After",
     }
     return {status: {"model": ErrorResponse, "description": text[status]} for status in statuses}

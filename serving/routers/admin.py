@@ -21,7 +21,7 @@ async def reload(service: ServiceDep) -> ReloadResponse:
     """
     engine, previous = await service.reload()
     return ReloadResponse(
-        model_version=ModelVersion(text=engine.version, image=None),
+        model_version=ModelVersion(text=engine.version, image=service.images.version),
         previous=previous,
         folder=str(engine.folder),
     )

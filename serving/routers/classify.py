@@ -1,16 +1,20 @@
-"""POST /v1/classify: text messages through the batcher; images are not supported yet."""
+"""POST /v1/classify: texts through the batcher, images through the image pool (serving.images)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from models.image import ImageResult
+from models.labels import IMAGE_LABELS
 from serving.auth import require_api_key
 from serving.engine import Classified
-from serving.errors import ApiError
-from serving.policy import decide_action
+from serving.images import merge_image
+from serving.policy import decide_actions
 from serving.render import json_response
 from serving.routers._responses import errors
 from serving.schemas import ClassifyRequest, ClassifyResponse, Message
@@ -35,30 +39,44 @@ async def classify(body: ClassifyRequest, request: Request) -> Response:
     # service comes straight from the app state here (auth stays a dependency).
     service: Service = request.app.state.service
     messages = body.messages
-    for i, message in enumerate(messages):
-        if message.image is not None:
-            raise ApiError(
-                422,
-                "image_not_supported",
-                f"messages.{i}.image: images are not supported yet; send the text only",
-            )
-    engine, classified = await service.classify([m.text for m in messages])
+    engine, classified, images = await service.classify_messages(messages, dry_run=body.dry_run)
+    # A message with a picture gets one verdict over its text and the picture's text (the merge
+    # rule: serving.images.merge_image) and the contract's image object.
+    classified = list(classified)
+    pictures: list[dict[str, Any] | None] = [None] * len(messages)
+    for i, image in enumerate(images):
+        if image is not None:
+            classified[i] = merge_image(classified[i], image, engine.thresholds)
+            pictures[i] = image.to_dict()
+    # The group policies' actions (a worker thread, only when a message names a group).
+    actions = await decide_actions(
+        request.app.state.policies,
+        messages,
+        [item.result for item in classified],
+        dry_run=body.dry_run,
+        images=pictures,
+    )
     results = []
-    for message, item in zip(messages, classified, strict=True):
-        action = decide_action(message, item.result, dry_run=body.dry_run)
-        results.append(
-            {
-                "id": message.id,
-                **item.payload,
-                "image": None,
-                "action": None if action is None else action.model_dump(mode="json"),
-            }
-        )
-    service.metrics.observe_results(item.result.labels for item in classified)
+    for message, item, picture, action in zip(
+        messages, classified, pictures, actions, strict=True
+    ):
+        results.append({"id": message.id, **item.payload, "image": picture, "action": action})
+    service.metrics.observe_results(_emitted(classified, images))
     if service.settings.access_log:
         _log_request(service, messages, classified)
-    version = {"text": engine.version, "image": None}
+    version = {"text": engine.version, "image": service.images.version}
     return json_response({"model_version": version, "results": results})
+
+
+def _emitted(
+    classified: Sequence[Classified], images: Sequence[ImageResult | None]
+) -> Iterator[list[str]]:
+    """Each message's labels for the metrics: text labels, then its picture's image labels."""
+    for item, image in zip(classified, images, strict=True):
+        if image is None:
+            yield item.result.labels
+        else:
+            yield item.result.labels + [label for label in image.labels if label in IMAGE_LABELS]
 
 
 def _log_request(

@@ -25,7 +25,8 @@ async def readyz(service: ServiceDep) -> dict[str, object]:
     engine = service.engine
     if engine is None:
         raise ApiError(503, "not_ready", service.reason)
-    return {"status": "ready", "model_version": ModelVersion(text=engine.version, image=None)}
+    version = ModelVersion(text=engine.version, image=service.images.version)
+    return {"status": "ready", "model_version": version}
 
 
 @router.get(
