@@ -14,7 +14,7 @@ from serving.limits import BodyLimit
 from serving.logs import AccessLog
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.policies import open_policy_engine
-from serving.routers import admin, classify, groups, health, labels
+from serving.routers import admin, classify, groups, health, labels, reports
 from serving.service import Service
 from serving.settings import Settings
 from serving.shedding import LoadShedder
@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.service = service
     install_error_handlers(app)
-    for module in (classify, labels, admin, groups, health):
+    for module in (classify, labels, reports, admin, groups, health):
         app.include_router(module.router)
     # Added innermost first: the access log and metrics also see the early 413s and 503s.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

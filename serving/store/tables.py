@@ -1,9 +1,8 @@
 """The tables of the service database, all on one `metadata`.
 
 Every durable feature keeps its tables here, so one engine (SQLite file or PostgreSQL) holds
-them all and `create_tables` makes them at start. Moderator reports and image hashes go next
-to these as further tables on the same metadata (the image library's `image_hashes` table
-name is left free for it).
+them all and `create_tables` makes them at start. Moderator reports (`reports`) are here too;
+the image library's `image_hashes` table shares the engine (its name is left free for it).
 """
 
 from __future__ import annotations
@@ -11,7 +10,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Dialect, Index, Integer, MetaData, String, Table
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 from sqlalchemy.types import TypeDecorator
 
 ID_LENGTH = 128  # group and user ids, as the path and message fields allow
@@ -88,4 +99,23 @@ message_fingerprints = Table(
     Column("user_id", String(ID_LENGTH), nullable=True),
     Column("first_seen_at", UtcDateTime(), nullable=False),
     Index("ix_message_fingerprints_group_seen", "group_id", "first_seen_at"),
+)
+
+# Moderator reports (POST /v1/reports): labelled examples for retraining, oldest first by id.
+# `dedup_key` (see serving.store.reports) is unique: the same normalised text or picture with
+# the same labels from the same group is stored once.
+reports = Table(
+    "reports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("text", Text, nullable=True),
+    Column("image_sha256", String(64), nullable=True),
+    Column("image", LargeBinary, nullable=True),
+    Column("labels", JSON, nullable=False),
+    Column("group_id", String(ID_LENGTH), nullable=True),
+    Column("reporter", String(ID_LENGTH), nullable=True),
+    Column("note", Text, nullable=True),
+    Column("message_id", String(ID_LENGTH), nullable=True),
+    Column("dedup_key", String(64), nullable=False, unique=True),
 )
