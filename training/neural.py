@@ -48,7 +48,29 @@ class ModelConfig:
         return asdict(self)
 
 
-class CharCNN(nn.Module):
+class ScoringModel(nn.Module):
+    """forward() = sigmoid(logits()): training uses logits, the exported graph the scores."""
+
+    def logits(
+        self,
+        input_ids: torch.Tensor,
+        bigram_ids: torch.Tensor,
+        trigram_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        bigram_ids: torch.Tensor,
+        trigram_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        return torch.sigmoid(self.logits(input_ids, bigram_ids, trigram_ids, attention_mask))
+
+
+class CharCNN(ScoringModel):
     def __init__(self, vocab_size: int, ngram_buckets: int, n_labels: int, cfg: ModelConfig):
         super().__init__()
         self.chars = nn.Embedding(vocab_size, cfg.embed_dim, padding_idx=0)
@@ -71,15 +93,6 @@ class CharCNN(nn.Module):
         if cfg.wide:
             nn.init.zeros_(self.wide_chars.weight)
             nn.init.zeros_(self.wide_ngrams.weight)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        bigram_ids: torch.Tensor,
-        trigram_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-    ) -> torch.Tensor:
-        return torch.sigmoid(self.logits(input_ids, bigram_ids, trigram_ids, attention_mask))
 
     def logits(
         self,
@@ -108,7 +121,7 @@ class CharCNN(nn.Module):
         return out
 
 
-class TransformerClassifier(nn.Module):
+class TransformerClassifier(ScoringModel):
     """A BERT encoder from a transformers config; [CLS] vector to the labels."""
 
     def __init__(self, encoder: nn.Module, hidden_size: int, n_labels: int, dropout: float):
@@ -116,15 +129,6 @@ class TransformerClassifier(nn.Module):
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(hidden_size, n_labels)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        bigram_ids: torch.Tensor,
-        trigram_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-    ) -> torch.Tensor:
-        return torch.sigmoid(self.logits(input_ids, bigram_ids, trigram_ids, attention_mask))
 
     def logits(
         self,
