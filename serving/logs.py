@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from datetime import UTC, datetime
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
+
+from serving.observe import ResponseObserver
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "color_message"}
@@ -62,36 +63,21 @@ def log_config(level: str = "info") -> dict[str, Any]:
     }
 
 
-class AccessLog:
+class AccessLog(ResponseObserver):
     """One JSON line per request (QUNGUARD_ACCESS_LOG=1): method, route, status, duration."""
 
     def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+        super().__init__(app)
         self.log = logging.getLogger("qunguard.access")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            route = scope.get("route")
-            self.log.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "path": getattr(route, "path", None) or "unmatched",
-                    "status": status,
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
+    def observe(self, scope: Scope, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        self.log.info(
+            "request",
+            extra={
+                "method": scope["method"],
+                "path": getattr(route, "path", None) or "unmatched",
+                "status": status,
+                "ms": round(seconds * 1000, 2),
+            },
+        )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -14,11 +13,12 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
 from models.labels import IMAGE_LABELS, TEXT_LABELS
 from serving.batcher import BatchStats
 from serving.errors import ERROR_CODE_KEY
+from serving.observe import ResponseObserver
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -128,43 +128,28 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-class MetricsMiddleware:
+class MetricsMiddleware(ResponseObserver):
     """Counts requests and errors by route and status and times them (pure ASGI: cheap)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
+        super().__init__(app)
         self.metrics = metrics
         # (route, method, status) -> (request counter, latency histogram) children; a bounded
         # set (routes, methods and statuses are few), looked up once instead of per request.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            route = scope.get("route")
-            path = getattr(route, "path", UNMATCHED) if route is not None else UNMATCHED
-            method = scope["method"] if scope["method"] in _METHODS else "other"
-            m = self.metrics
-            key = (path, method, status)
-            children = self._children.get(key)
-            if children is None:
-                children = (m.requests.labels(path, method, str(status)), m.latency.labels(path))
-                self._children[key] = children
-            children[0].inc()
-            children[1].observe(time.perf_counter() - started)
-            if status >= 400:
-                code = scope.get(ERROR_CODE_KEY, "internal_error" if status >= 500 else "other")
-                m.errors.labels(path, str(status), code).inc()
+    def observe(self, scope: Scope, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        path = getattr(route, "path", UNMATCHED) if route is not None else UNMATCHED
+        method = scope["method"] if scope["method"] in _METHODS else "other"
+        m = self.metrics
+        key = (path, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (m.requests.labels(path, method, str(status)), m.latency.labels(path))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+        if status >= 400:
+            code = scope.get(ERROR_CODE_KEY, "internal_error" if status >= 500 else "other")
+            m.errors.labels(path, str(status), code).inc()
