@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import io
-import os
 import threading
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -27,6 +27,7 @@ from models.image.phash import (
     is_near_duplicate,
     sqlite_url,
 )
+from tests.test_store_databases import postgres_schema
 
 FIXTURES = Path(__file__).parent / "fixtures" / "images"
 DISTINCT = [
@@ -75,28 +76,22 @@ def test_different_pictures_are_not_near_duplicates() -> None:
             assert hamming(a, b) > 2 * NEAR_DUPLICATE_DISTANCE
 
 
-# Set to an empty scratch PostgreSQL database to run the counter tests there too, e.g.
-# postgresql+psycopg://postgres@127.0.0.1/qunguard_test (its image_hashes table is dropped).
-POSTGRES_URL = os.environ.get("QUNGUARD_TEST_POSTGRES_URL")
-
-
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def counter(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FloodCounter]:
+    """PostgreSQL: the local server (QUNGUARD_TEST_POSTGRES_URL), in a schema of its own that
+    is dropped afterwards; skipped with the reason when no server answers."""
     window = timedelta(minutes=10)
     if request.param == "memory":
         yield MemoryFloodCounter(window=window)
         return
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path / "floods.db")
-    elif POSTGRES_URL:
-        url = POSTGRES_URL
-    else:
-        pytest.skip("QUNGUARD_TEST_POSTGRES_URL is not set")
-    sql = SqlFloodCounter(url, window=window)
-    yield sql
-    if request.param == "postgresql":
-        image_hashes.drop(sql.engine)
-    sql.engine.dispose()
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = sqlite_url(tmp_path / "floods.db")
+        else:
+            url = stack.enter_context(postgres_schema())
+        sql = SqlFloodCounter(url, window=window)
+        yield sql
+        sql.engine.dispose()
 
 
 def test_twenty_posts_of_one_picture(counter: FloodCounter) -> None:
