@@ -52,7 +52,17 @@ def export_checked(
 
 
 def quantize(source: Path, target: Path) -> None:
-    """int8 dynamic quantisation of weights (onnxruntime's quantizer)."""
+    """int8 dynamic quantisation of the embeddings and dense layers (onnxruntime's quantizer).
+
+    Convolutions stay fp32: ONNX Runtime's integer convolution (ConvInteger) ran at half the
+    speed of the fp32 one on our 2-core machine (4,000 against 8,500 messages/s at batch 32),
+    while the embedding tables, which are almost all of the file, still shrink fourfold.
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    quantize_dynamic(
+        str(source),
+        str(target),
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["Gather", "MatMul", "Gemm"],
+    )
