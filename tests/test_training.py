@@ -143,3 +143,33 @@ def test_init_from_a_local_pretrained_checkpoint(tiny_corpus: Path, tmp_path: Pa
     assert manifest["architecture"] == "transformer"
     assert manifest["config"]["train"]["init_from"] == str(checkpoint)
     assert TextModel.load(out / "2026.01.03-1").predict_proba(["你好"]).shape == (1, 8)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"text": "加我微信", "labels": ["adx"]}', "unknown labels"),
+        ("{broken", "not JSON"),
+        ('["not", "an", "object"]', "needs an object"),
+    ],
+)
+def test_training_refuses_a_bad_corpus_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, message: str
+) -> None:
+    (tmp_path / "ad.jsonl").write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(["--config", str(TINY_CONFIG), "--corpus", str(tmp_path), "--corpus-only"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert f"{tmp_path / 'ad.jsonl'}:1" in error and message in error
+
+
+def test_training_refuses_missing_corpus_and_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        train_main(["--config", str(TINY_CONFIG), "--corpus", str(tmp_path), "--corpus-only"])
+    assert "no corpus files" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train_main(["--config", str(tmp_path / "absent.json"), "--corpus-only"])
+    assert "cannot use the configuration" in capsys.readouterr().err

@@ -21,6 +21,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from models.labels import TEXT_LABELS
@@ -58,8 +59,13 @@ class Example:
         return [float(label in self.known) for label in TEXT_LABELS]
 
 
+@lru_cache(maxsize=400_000)
 def dedup_key(text: str) -> str:
-    """Two messages are the same when their normalised texts are (case, variants, spacing)."""
+    """Two messages are the same when their normalised texts are (case, variants, spacing).
+
+    Cached: build_splits asks for the key of every text several times (merging, bucketing,
+    removing benchmark texts), and normalising 150,000 texts once is enough.
+    """
     return normalize(text).text
 
 
@@ -81,14 +87,24 @@ def read_jsonl(path: Path, default_source: str) -> Iterator[Example]:
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
-        row = json.loads(line)
-        labels = _check_labels(row.get("labels", []), f"{path}:{lineno}")
+        where = f"{path}:{lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where}: not JSON ({exc.msg})") from exc
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise ValueError(f"{where}: needs an object with a text string")
+        labels = _check_labels(row.get("labels", []), where)
         yield Example(row["text"], labels, row.get("source") or default_source)
 
 
 def load_corpus(directory: Path = CORPUS_DIR) -> list[Example]:
+    """Every `*.jsonl` of the folder; ValueError naming the file and line of a bad row."""
+    paths = sorted(Path(directory).glob("*.jsonl"))
+    if not paths:
+        raise ValueError(f"no corpus files (*.jsonl) in {directory}")
     examples: list[Example] = []
-    for path in sorted(directory.glob("*.jsonl")):
+    for path in paths:
         examples.extend(read_jsonl(path, f"hand/{path.stem}"))
     return examples
 

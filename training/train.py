@@ -158,7 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.monotonic()
-    model_cfg, train_cfg = load_config(args.config)
+    try:
+        model_cfg, train_cfg = load_config(args.config)
+    except (OSError, ValueError, TypeError) as exc:
+        parser.error(f"cannot use the configuration {args.config}: {exc}")
     if args.epochs is not None:
         train_cfg.epochs = args.epochs
     if args.init_from:
@@ -168,13 +171,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from training.data import load_corpus
 
-    reports = read_reports(args.reports) if args.reports else None
-    splits = build_splits(
-        load_corpus(args.corpus),
-        reports=reports,
-        public=not args.corpus_only,
-        lccc_train_limit=args.lccc_limit,
-    )
+    try:
+        reports = read_reports(args.reports) if args.reports else None
+        splits = build_splits(
+            load_corpus(args.corpus),
+            reports=reports,
+            public=not args.corpus_only,
+            lccc_train_limit=args.lccc_limit,
+        )
+    except (OSError, ValueError) as exc:  # a missing or malformed data file: say which
+        parser.error(str(exc))
     say(f"train {len(splits.train)}  dev {len(splits.dev)}  heldout {len(splits.heldout)}")
     repeats = [train_cfg.corpus_repeat if e.source.startswith("hand/") else 1 for e in splits.train]
     dev_texts = [e.text for e in splits.dev]
