@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from models.labels import TEXT_LABELS
 from models.paths import DATA_DIR
 from models.release import TextModel, read_manifest
+from training.classifier import drop_chars
 from training.data import Example, build_splits, dedup_key
 from training.metrics import threshold_for_precision
 from training.train import main as train_main
@@ -173,3 +175,23 @@ def test_training_refuses_missing_corpus_and_config(
     with pytest.raises(SystemExit):
         train_main(["--config", str(tmp_path / "absent.json"), "--corpus-only"])
     assert "cannot use the configuration" in capsys.readouterr().err
+
+
+def test_training_refuses_a_bad_version_before_training(
+    tiny_corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(
+            ["--config", str(TINY_CONFIG), "--corpus", str(tiny_corpus), "--version", "exp-a"]
+        )
+    assert exit_info.value.code == 2
+    assert "--version must look like" in capsys.readouterr().err
+
+
+def test_drop_chars_deletes_about_the_rate_and_keeps_short_texts() -> None:
+    random.seed(0)
+    text = "今天下午三点在二楼会议室开会请大家准时参加不要迟到" * 20
+    kept = [len(drop_chars(text, 0.1)) / len(text) for _ in range(50)]
+    assert 0.85 < sum(kept) / len(kept) < 0.95
+    assert drop_chars("好的", 0.9) == "好的"
+    assert drop_chars("abcd", 1.0) == "abcd"  # never empties a text

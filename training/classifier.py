@@ -35,6 +35,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup_steps: int = 200
     corpus_repeat: int = 2  # our hand-written corpus is seen this many times per epoch
+    char_drop: float = 0.0  # share of characters deleted at random from each training text
     min_char_freq: int = 2
     max_vocab: int = 8000
     ngram_buckets: int = 60_000
@@ -55,6 +56,19 @@ def as_tensors(batch: Encoded) -> tuple[torch.Tensor, ...]:
 def prepare(texts: Sequence[str]) -> list[str]:
     """What the model sees for each text (the serving path's `model_text`)."""
     return [model_text(analyze(text)) for text in texts]
+
+
+def drop_chars(text: str, rate: float) -> str:
+    """Delete each character with probability `rate` (a fresh draw every time it is seen).
+
+    Augmentation against memorisation: the wide n-gram part and the convolutions can no
+    longer learn a hand-written message by its exact character sequence, and the model
+    sees the gaps and typos that real messages have. Texts of 3 characters or fewer are kept.
+    """
+    if len(text) <= 3:
+        return text
+    kept = "".join(c for c in text if random.random() >= rate)
+    return kept or text
 
 
 def _seed_everything(seed: int) -> None:
@@ -137,7 +151,10 @@ class NeuralTextClassifier:
             losses = []
             bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress)
             for batch_index in bar:
-                enc = self.tokenizer.encode([prepared[i] for i in batch_index], mcfg.max_len)
+                batch_texts = [prepared[i] for i in batch_index]
+                if cfg.char_drop > 0:
+                    batch_texts = [drop_chars(t, cfg.char_drop) for t in batch_texts]
+                enc = self.tokenizer.encode(batch_texts, mcfg.max_len)
                 logits = self.model.logits(*as_tensors(enc))
                 mask = masks_t[batch_index]
                 loss = (

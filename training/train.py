@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from models.labels import TEXT_LABELS
-from models.release import Manifest, list_releases, write_release
+from models.release import Manifest, list_releases, version_key, write_release
 from training.classifier import NeuralTextClassifier, TrainConfig, prepare
 from training.data import (
     CORPUS_DIR,
@@ -158,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.monotonic()
+    if args.version is not None:  # refuse a bad version now, not after an hour of training
+        try:
+            version_key(args.version)
+        except ValueError:
+            parser.error(f"--version must look like 2026.11.24-1, not {args.version!r}")
     try:
         model_cfg, train_cfg = load_config(args.config)
     except (OSError, ValueError, TypeError) as exc:
