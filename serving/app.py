@@ -6,8 +6,10 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from pydantic import BaseModel
 
 from serving.errors import install_error_handlers
 from serving.limits import BodyLimit
@@ -15,6 +17,7 @@ from serving.logs import AccessLog
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.policies import open_policy_engine
 from serving.routers import admin, classify, groups, health, labels, reports
+from serving.schemas import ClassifyRequest
 from serving.service import Service
 from serving.settings import Settings
 from serving.shedding import LoadShedder
@@ -63,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.service = service
+    document_models(app, ClassifyRequest)
     install_error_handlers(app)
     for module in (classify, labels, reports, admin, groups, health):
         app.include_router(module.router)
@@ -78,3 +82,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.access_log:
         app.add_middleware(AccessLog)
     return app
+
+
+def document_models(app: FastAPI, *models: type[BaseModel]) -> None:
+    """Add request models that routes parse themselves (no body parameter) to the components
+    of /openapi.json, where their `openapi_extra` request bodies refer to them."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = build()
+            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+            for model in models:
+                schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                schemas.update(schema.pop("$defs", {}))
+                schemas[model.__name__] = schema
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
