@@ -13,8 +13,9 @@ from models.labels import TEXT_LABELS
 from models.paths import DATA_DIR
 from models.release import TextModel, read_manifest
 from training.classifier import drop_chars
-from training.data import Example, build_splits, dedup_key
+from training.data import Example, build_splits, datasets_dir, dedup_key
 from training.metrics import threshold_for_precision
+from training.train import choose_thresholds, threshold_for_fpr
 from training.train import main as train_main
 
 TINY_CONFIG = Path(__file__).resolve().parents[1] / "training" / "configs" / "tiny.json"
@@ -41,6 +42,29 @@ def test_threshold_falls_back_to_best_f1_when_target_unreachable() -> None:
     truth = np.array([0, 1, 0, 1], dtype=bool)
     scores = np.array([0.9, 0.8, 0.7, 0.6])
     assert threshold_for_precision(truth, scores, 0.99) == pytest.approx(0.6)
+
+
+def test_clean_chat_cap_raises_a_threshold_only_where_chat_would_pass() -> None:
+    truth = np.zeros((8, len(TEXT_LABELS)), dtype=bool)
+    truth[:4] = True
+    scores = np.tile(np.array([0.9, 0.8, 0.7, 0.6, 0.2, 0.2, 0.1, 0.1])[:, None], len(TEXT_LABELS))
+    clean = np.zeros(8, dtype=bool)
+    clean[4:] = True
+    annotated = np.repeat(~clean[:, None], len(TEXT_LABELS), axis=1)  # precision rows
+    # Clean chat scores 0.75 on the first label: with no flags allowed it must stay below.
+    scores[4, 0] = 0.75
+    capped = choose_thresholds(truth, scores, 0.95, annotated, clean, max_clean_fpr=0.01)
+    assert capped[TEXT_LABELS[0]] == pytest.approx(0.7501)
+    assert capped[TEXT_LABELS[1]] == pytest.approx(0.6)  # precision alone decides
+    loose = choose_thresholds(truth, scores, 0.95, annotated, clean, max_clean_fpr=0.25)
+    assert loose[TEXT_LABELS[0]] == pytest.approx(0.6)  # one of four clean rows may pass
+
+
+def test_threshold_for_fpr_counts_ties_as_passing() -> None:
+    clean = np.array([0.5, 0.5, 0.4, 0.1])
+    assert threshold_for_fpr(clean, 0.0) == pytest.approx(0.5001)
+    assert threshold_for_fpr(clean, 0.5) == pytest.approx(0.4001)
+    assert threshold_for_fpr(clean, 1.0) == 0.0
 
 
 def test_splits_never_share_a_text(tiny_corpus: Path) -> None:
@@ -195,3 +219,12 @@ def test_drop_chars_deletes_about_the_rate_and_keeps_short_texts() -> None:
     assert 0.85 < sum(kept) / len(kept) < 0.95
     assert drop_chars("好的", 0.9) == "好的"
     assert drop_chars("abcd", 1.0) == "abcd"  # never empties a text
+
+
+@pytest.mark.skipif(not datasets_dir().is_dir(), reason="../shared/datasets is not beside the repo")
+def test_dev_holds_clean_chat_that_training_and_the_fpr_set_never_see() -> None:
+    splits = build_splits()
+    dev_chat = {dedup_key(e.text) for e in splits.dev if e.source.startswith("lccc")}
+    assert len(dev_chat) > 1000
+    assert not dev_chat & {dedup_key(e.text) for e in splits.train}
+    assert not dev_chat & {dedup_key(e.text) for e in splits.clean_unseen}

@@ -204,7 +204,8 @@ class Splits:
 HELDOUT_BUCKETS = 15
 DEV_BUCKETS = 25
 LCCC_HELDOUT_BUCKETS = 20
-LCCC_TRAIN_LIMIT = 20_000  # clean LCCC utterances trained on (of about 65,000 left)
+LCCC_DEV_BUCKETS = 25  # 20..24: clean chat for choosing thresholds
+LCCC_TRAIN_LIMIT = 40_000  # clean LCCC utterances trained on (of about 60,000 left)
 
 
 def _merge(examples: Iterable[Example]) -> list[Example]:
@@ -250,7 +251,12 @@ def build_splits(
         splits.qq_ad_test = _merge(load_mc_qq("test", root))
         lccc = _merge(load_lccc(root))
         splits.clean_unseen = [e for e in lccc if bucket(e.text) < LCCC_HELDOUT_BUCKETS]
-        lccc_rest = [e for e in lccc if bucket(e.text) >= LCCC_HELDOUT_BUCKETS]
+        # Clean chat in dev, so that thresholds are chosen knowing how often ordinary chat
+        # would be flagged (the public_train loop below puts no LCCC there: see its buckets).
+        splits.dev.extend(
+            e for e in lccc if LCCC_HELDOUT_BUCKETS <= bucket(e.text) < LCCC_DEV_BUCKETS
+        )
+        lccc_rest = [e for e in lccc if bucket(e.text) >= LCCC_DEV_BUCKETS]
         if lccc_train_limit is not None:
             lccc_rest = lccc_rest[:lccc_train_limit]
         cold_dev = _merge(load_cold("dev", root))
