@@ -18,7 +18,13 @@ from models.labels import TEXT_LABELS
 from training.classifier import prepare
 from training.data import build_splits
 from training.evaluate import evaluate_scorer
-from training.train import choose_thresholds, masks_of, targets_of, threshold_rows
+from training.train import (
+    choose_thresholds,
+    clean_rows,
+    masks_of,
+    targets_of,
+    threshold_rows,
+)
 
 
 class TfidfBaseline:
@@ -60,6 +66,7 @@ class TfidfBaseline:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.baseline", description=__doc__)
     parser.add_argument("--target-precision", type=float, default=0.95)
+    parser.add_argument("--max-clean-fpr", type=float, default=0.002)
     parser.add_argument("--corpus-only", action="store_true")
     args = parser.parse_args(argv)
     splits = build_splits(public=not args.corpus_only)
@@ -68,7 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     dev_scores = baseline.predict_proba([e.text for e in splits.dev])
     pick = masks_of(splits.dev) * threshold_rows(splits.dev, "ours")[:, None]
-    thresholds = choose_thresholds(targets_of(splits.dev), dev_scores, args.target_precision, pick)
+    thresholds = choose_thresholds(
+        targets_of(splits.dev),
+        dev_scores,
+        args.target_precision,
+        pick,
+        clean_rows(splits.dev),
+        args.max_clean_fpr,
+    )
     print("thresholds:", thresholds)
     report = evaluate_scorer(
         "tfidf-baseline",

@@ -10,7 +10,7 @@ precision, recall and F1 on:
 - the 259-line real QQ moderation sample (any label vs. violating), as a smoke test.
 
     python -m training.evaluate                        # newest release under models/releases
-    python -m training.evaluate --release models/releases/2026.11.24-1 --no-fusion
+    python -m training.evaluate --release models/releases/2026.11.24-2 --no-fusion
     python -m training.evaluate --compare-fusion       # both, side by side
 """
 
@@ -170,22 +170,48 @@ ONNX{" and quantised to int8" if manifest.quantized else ""}. Input is the share
 ## Data
 Trained on our hand-written corpus (`data/corpus/`) and the public sets in `../shared/datasets/`
 (COLD train/dev, SWSR, Minecraft QQ-group ads train, LCCC clean chat). Sizes: {sizes}.
+Trained by `{_train_command(manifest)}` in {manifest.metrics.get("train_minutes")} minutes.
 File hashes are in `manifest.json` (`data.files`). COLD test, the QQ-group ad test, our held-out
 corpus part and the held-out LCCC part were never trained on.
 
 ## Thresholds
-Chosen on the dev split for precision {manifest.config.get("target_precision")}: {thresholds}.
+Chosen on the dev split, per label: the lowest threshold reaching precision
+{manifest.config.get("target_precision")} on our hand-written dev messages, raised where needed so
+that at most {manifest.config.get("max_clean_fpr", 0)} of the dev clean chat (LCCC) passes it; on
+fused scores, as served: {thresholds}.
 
 ## Evaluation
 Produced by `python -m training.evaluate --release models/releases/{manifest.version}`:
 
 {report.markdown()}
-
+{_gate_section(manifest)}
 ## Limits
-Trained without pretraining on a few tens of thousands of messages. Written corpus messages are
+Trained without pretraining on about a hundred thousand messages. Written corpus messages are
 our own and may not cover every way real spammers write; moderator reports feed retraining.
 """
     (folder / "MODEL_CARD.md").write_text(card, encoding="utf-8")
+
+
+def _train_command(manifest: Manifest) -> str:
+    config = manifest.config
+    return (
+        f"python -m training.train --config {config.get('config_file')} --target-precision "
+        f"{config.get('target_precision')} --max-clean-fpr {config.get('max_clean_fpr', 0)}"
+    )
+
+
+def _gate_section(manifest: Manifest) -> str:
+    """How the release got into releases/ (training.gate's verdict), when it went through it."""
+    gate = manifest.metrics.get("gate")
+    if not isinstance(gate, dict):
+        return ""
+    how = "forced past a refusal" if gate.get("forced") else str(gate.get("verdict"))
+    reason = f" Reason given: {gate['reason']}." if gate.get("reason") else ""
+    return (
+        f"\n## Release gate\nCompared with {gate.get('current')} by `python -m training.gate` "
+        f"on {gate.get('at')}: {how}.{reason} The comparison is in `manifest.json` "
+        "(`metrics.gate`).\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ Every move is one `os.rename` of a whole folder within one file system, so the s
 sees a half-moved release.
 
     python -m training.rollout list
-    python -m training.rollout restore 2026.11.24-1   # newer releases move to retired/
+    python -m training.rollout restore 2026.11.24-2   # newer releases move to retired/
     python -m training.rollout retire 2026.11.25-1    # the next newest release is served
 """
 
