@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import platform
 import random
 import socket
 import subprocess
@@ -375,8 +376,15 @@ class Server:
 
     def __enter__(self) -> Server:
         command = [
-            sys.executable, "-m", "serving", "--host", HOST, "--port", str(self.port),
-            "--models-dir", str(self.models_dir),
+            sys.executable,
+            "-m",
+            "serving",
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+            "--models-dir",
+            str(self.models_dir),
         ]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
@@ -528,6 +536,17 @@ def in_process(folder: Path, texts: list[str], duration: float) -> list[tuple[st
     return results
 
 
+def cpu_model() -> str:
+    """The processor's name, as figures from different machines are not comparable."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown processor"
+
+
 def markdown(outcomes: list[Outcome], reference: list[tuple[str, float]], notes: list[str]) -> str:
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(o.row()) + " |" for o in outcomes]
@@ -547,21 +566,33 @@ def targets(outcomes: list[Outcome], reference: list[tuple[str, float]]) -> list
     overload = by_name["overload"]
     p99 = percentile(rate.latencies, 99) or 0.0
     checks = [
-        ("64 single-message clients ≥ 2,000 msgs/s", on64.msgs_per_s >= 2000,
-         f"{on64.msgs_per_s:,.0f}"),
+        (
+            "64 single-message clients ≥ 2,000 msgs/s",
+            on64.msgs_per_s >= 2000,
+            f"{on64.msgs_per_s:,.0f}",
+        ),
         ("p99 ≤ 50 ms at a fixed rate", p99 <= 0.05, f"{p99 * 1000:.1f} ms"),
-        ("32-message requests ≥ 70% of the bare model", batch32.msgs_per_s >= 0.7 * bare,
-         f"{batch32.msgs_per_s / bare:.0%}; {batch32.msgs_per_s / sorted_bare:.0%} of it on "
-         "batches of similar length"),
-        ("batching ≥ 2× batching off at 64 clients", on64.msgs_per_s >= 2 * off64.msgs_per_s,
-         f"{on64.msgs_per_s / max(off64.msgs_per_s, 1):.1f}×"),
-        ("overload: 503s faster than accepted answers (p99 < their p50), none failed",
-         bool(overload.rejected_latencies) and not overload.failures
-         and (percentile(overload.rejected_latencies, 99) or 0.0)
-         < (percentile(overload.latencies, 50) or 0.0),
-         f"{overload.statuses[503]} × 503, p99 "
-         f"{_ms(percentile(overload.rejected_latencies, 99))} ms against "
-         f"{_ms(percentile(overload.latencies, 50))} ms, {len(overload.failures)} failed"),
+        (
+            "32-message requests ≥ 70% of the bare model",
+            batch32.msgs_per_s >= 0.7 * bare,
+            f"{batch32.msgs_per_s / bare:.0%}; {batch32.msgs_per_s / sorted_bare:.0%} of it on "
+            "batches of similar length",
+        ),
+        (
+            "batching ≥ 2× batching off at 64 clients",
+            on64.msgs_per_s >= 2 * off64.msgs_per_s,
+            f"{on64.msgs_per_s / max(off64.msgs_per_s, 1):.1f}×",
+        ),
+        (
+            "overload: 503s faster than accepted answers (p99 < their p50), none failed",
+            bool(overload.rejected_latencies)
+            and not overload.failures
+            and (percentile(overload.rejected_latencies, 99) or 0.0)
+            < (percentile(overload.latencies, 50) or 0.0),
+            f"{overload.statuses[503]} × 503, p99 "
+            f"{_ms(percentile(overload.rejected_latencies, 99))} ms against "
+            f"{_ms(percentile(overload.latencies, 50))} ms, {len(overload.failures)} failed",
+        ),
     ]
     return [f"- {'PASS' if ok else 'MISS'}: {what} ({value})" for what, ok, value in checks]
 
@@ -582,8 +613,12 @@ def main(argv: list[str] | None = None) -> None:
     if not releases:
         raise SystemExit(f"no release under {args.models_dir}")
     plan = Plan(
-        args.duration, args.max_requests, args.rate, args.overload_clients,
-        args.batch_clients, args.client,
+        args.duration,
+        args.max_requests,
+        args.rate,
+        args.overload_clients,
+        args.batch_clients,
+        args.client,
     )
     texts = load_texts()
     try:
@@ -598,13 +633,12 @@ def main(argv: list[str] | None = None) -> None:
         with Server(args.models_dir, {}, Path(tmp)) as server:
             outcomes += runner(run_server_scenarios(server, plan, texts, "", True))
         with Server(args.models_dir, {"QUNGUARD_MAX_BATCH": "1"}, Path(tmp)) as server:
-            outcomes += runner(
-                run_server_scenarios(server, plan, texts, " (batching off)", False)
-            )
+            outcomes += runner(run_server_scenarios(server, plan, texts, " (batching off)", False))
     reference = in_process(releases[-1], texts, args.duration)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     notes = [
-        f"Release {releases[-1].name} under {args.models_dir}; {os.cpu_count()} CPUs shared by "
+        f"Release {releases[-1].name} under {args.models_dir}; {os.cpu_count()} CPUs "
+        f"({cpu_model()}) shared by "
         f"server and load generator ({args.client} client); {args.duration:g} s per scenario; "
         f"32-message requests from {args.batch_clients} clients; load average at the end "
         f"{load} (other work on the machine skews the figures).",
