@@ -52,7 +52,7 @@ async def classify(request: Request) -> Response:
     once, not validated again against `ClassifyResponse`.
     """
     # The hot path: FastAPI's dependency resolver costs about 10 µs per dependency, so the
-    # service comes straight from the app state here (auth stays a dependency).
+    # service comes straight from the app state and the key is checked inline.
     service: Service = request.app.state.service
     check_api_key(service.keys, request.headers.get("authorization"))
     body = await _parse(request)
@@ -127,9 +127,9 @@ async def _parse(request: Request) -> ClassifyRequest:
     try:
         return ClassifyRequest.model_validate_json(raw)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False)
-        if not any(error["type"] == "json_invalid" for error in errors):
-            raise RequestValidationError(errors) from None
+        problems = exc.errors(include_url=False, include_input=False)
+        if not any(problem["type"] == "json_invalid" for problem in problems):
+            raise RequestValidationError(problems) from None
     try:
         data = json.loads(raw)
     except ValueError:
@@ -137,5 +137,5 @@ async def _parse(request: Request) -> ClassifyRequest:
     try:
         return ClassifyRequest.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False)
-        raise RequestValidationError(errors) from None
+        problems = exc.errors(include_url=False, include_input=False)
+        raise RequestValidationError(problems) from None
