@@ -109,6 +109,24 @@ def test_unreadable_image_is_422_naming_the_message(client: TestClient) -> None:
     assert "messages.1.image" in answer["error"]["message"]
 
 
+def test_empty_body_and_json_subtypes(client: TestClient) -> None:
+    json_type = {**USER, "Content-Type": "application/json"}
+    assert_error(
+        client.post("/v1/classify", content=b"", headers=json_type), 422, "invalid_request"
+    )
+    raw = b'{"messages": [{"text": "hi"}]}'
+    for content_type in ("application/json; charset=utf-8", "application/vnd.bot+json"):
+        headers = {**USER, "Content-Type": content_type}
+        assert client.post("/v1/classify", content=raw, headers=headers).status_code == 200
+
+
+def test_the_key_is_checked_before_the_body_is_read(client: TestClient) -> None:
+    response = client.post(
+        "/v1/classify", content=b"{broken", headers={"Content-Type": "application/json"}
+    )
+    assert_error(response, 401, "unauthorized")
+
+
 def test_missing_and_wrong_keys_are_401(client: TestClient) -> None:
     body = {"messages": [{"text": "a"}]}
     missing = assert_error(post(client, body, headers={}), 401, "unauthorized")
