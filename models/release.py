@@ -68,6 +68,8 @@ class Manifest(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
+    # Fusion weights overriding models.fusion's defaults (see load_fusion_weights); None: none.
+    fusion: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:

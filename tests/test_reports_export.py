@@ -131,9 +131,9 @@ def test_the_loop_from_a_report_to_a_served_model(tmp_path: Path) -> None:
     with running(settings) as client:
         before = classify_texts(client, [SLANG_AD, *CLEAN])
         assert before["model_version"]["text"] == "2020.01.01-1"
-        slang, *clean = before["results"]
-        assert "ad" not in slang["labels"], slang  # the tiny model misses the ad slang
-        assert [r["flagged"] for r in clean] == [False] * 3, clean
+        # The tiny model misses the ad slang (what it does with the clean lines is noise: the
+        # reports below teach it those too).
+        assert "ad" not in before["results"][0]["labels"], before["results"][0]
 
         # Moderators report the missed ad, and a few clean messages as clean.
         reports = [{"text": SLANG_AD, "labels": ["ad"], "message_id": "m0", "note": "新黑话"}]

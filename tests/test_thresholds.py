@@ -161,3 +161,20 @@ def test_a_corrupt_source_is_refused(trained: Path, tmp_path: Path) -> None:
     with pytest.raises(ReleaseError, match="checksum"):
         write_tuned_release(source, dict.fromkeys(TEXT_LABELS, 0.5), releases=releases)
     assert sorted(p.name for p in releases.iterdir()) == [SOURCE]
+
+
+def test_tuned_release_can_carry_fusion_weights(trained: Path, tmp_path: Path) -> None:
+    from models.fusion import FusionConfigError, load_fusion_weights
+
+    releases = tmp_path / "releases"
+    source = copy_release(trained, releases, SOURCE)
+    thresholds = dict.fromkeys(TEXT_LABELS, 0.4)
+    folder = write_tuned_release(
+        source, thresholds, releases=releases, fusion={"lexicon": {"insult": 0.0}}
+    )
+    weights = load_fusion_weights(folder)
+    assert weights.lexicon["insult"] == 0.0 and weights.lexicon["ad"] > 0  # others: defaults
+    assert read_manifest(folder).fusion == {"lexicon": {"insult": 0.0}}
+    with pytest.raises(FusionConfigError):
+        write_tuned_release(source, thresholds, releases=releases, fusion={"lexicon": {"ad": 7}})
+    assert sorted(p.name for p in releases.iterdir()) == sorted([SOURCE, folder.name])

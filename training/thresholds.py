@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from models.fusion import load_fusion_weights
 from models.labels import TEXT_LABELS
 from models.release import (
     RELEASES_DIR,
@@ -209,8 +210,10 @@ def write_tuned_release(
     releases: Path = RELEASES_DIR,
     note: str = "",
     today: dt.date | None = None,
+    fusion: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Copy `source` into `releases` under the next version, with new thresholds.
+    """Copy `source` into `releases` under the next version, with new thresholds (and new
+    fusion weights, the manifest's `fusion` key, when given).
 
     The copy is made in a hidden staging folder, checked (checksums, manifest, the model
     loads), then renamed into place, so a reload never sees half of it. The new version must
@@ -223,6 +226,7 @@ def write_tuned_release(
     if newest and version_key(version) <= version_key(newest[-1].name):
         raise ReleaseError(f"{version} would not be newer than the served {newest[-1].name}")
     old_thresholds = dict(raw["thresholds"])
+    raw_fusion_before = raw.get("fusion")
     new_thresholds = {label: round(float(thresholds[label]), 4) for label in raw["labels"]}
     changed = {
         k: (old_thresholds.get(k), v)
@@ -234,8 +238,14 @@ def write_tuned_release(
         thresholds=new_thresholds,
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
+    if fusion is not None:
+        raw["fusion"] = dict(fusion)
     metrics = {k: v for k, v in raw.get("metrics", {}).items() if k not in ("evaluation", "gate")}
-    metrics["tuned_from"] = {"release": source.name, "thresholds": old_thresholds}
+    metrics["tuned_from"] = {
+        "release": source.name,
+        "thresholds": old_thresholds,
+        "fusion": raw_fusion_before,
+    }
     raw["metrics"] = metrics
     summary = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()) or "none changed"
     raw["notes"] = [*raw.get("notes", []), f"thresholds tuned from {source.name}: {summary}"]
@@ -262,6 +272,7 @@ def write_tuned_release(
                 f"--release {releases / version}`.\n"
             )
         TextModel.load(staging)
+        load_fusion_weights(staging)  # FusionConfigError if the weights are malformed
         target = releases / version
         staging.rename(target)
     except BaseException:

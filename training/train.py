@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from models.fusion import fused_scores
 from models.labels import TEXT_LABELS
 from models.release import Manifest, list_releases, version_key, write_release
 from models.text.pipeline import analyze
@@ -39,7 +38,8 @@ from training.data import (
     datasets_dir,
 )
 from training.export import export_checked, onnx_scores, quantize
-from training.metrics import macro_f1, per_label, threshold_for_precision
+from training.fusion_tuning import FusionChoice, tune_fusion
+from training.metrics import threshold_for_precision
 from training.neural import ModelConfig
 from training.reports import read_reports
 from training.rollout import CANDIDATES_DIR, Layout
@@ -113,6 +113,11 @@ def threshold_rows(examples: list[Example], sources: str) -> np.ndarray:
 
 def clean_rows(examples: list[Example]) -> np.ndarray:
     return np.array([e.source.split("/")[0] in CLEAN_SOURCES for e in examples], dtype=bool)
+
+
+def macro_f1_of(choice: FusionChoice) -> float:
+    """Mean dev F1 over the labels, as served (fusion and thresholds of `choice`)."""
+    return float(np.mean(list(choice.dev_f1.values())))
 
 
 def next_version(root: Path | Iterable[Path], today: dt.date | None = None) -> str:
@@ -233,11 +238,16 @@ def main(argv: list[str] | None = None) -> int:
 
     dev_analyses = [analyze(text) for text in dev_texts]
 
-    def thresholds_for(scores: np.ndarray) -> dict[str, float]:
-        """Chosen on the scores serving compares with them: after lexicon and contact fusion."""
-        fused = fused_scores(scores, dev_analyses)
-        return choose_thresholds(
-            dev_truth, fused, args.target_precision, pick_masks, dev_clean, args.max_clean_fpr
+    def tuned(scores: np.ndarray) -> FusionChoice:
+        """Fusion weights and thresholds chosen together on dev, on the scores as served."""
+        return tune_fusion(
+            scores,
+            dev_analyses,
+            dev_truth,
+            pick_masks,
+            dev_clean,
+            args.target_precision,
+            args.max_clean_fpr,
         )
 
     classifier = NeuralTextClassifier(model_cfg, train_cfg).fit(
@@ -258,23 +268,20 @@ def main(argv: list[str] | None = None) -> int:
         )
         say(f"ONNX export matches torch (max gap {gap:.1e})")
         dev_scores = onnx_scores(fp32, classifier.tokenizer, dev_prepared, model_cfg.max_len)
-        thresholds = thresholds_for(dev_scores)
-        dev_f1 = macro_f1(
-            per_label(dev_truth, dev_scores, list(thresholds.values()), TEXT_LABELS, dev_masks)
-        )
+        choice = tuned(dev_scores)
+        dev_f1 = macro_f1_of(choice)
         chosen, quantized, notes = fp32, False, []
         if not args.no_quantize:
             int8 = Path(tmp) / "model.int8.onnx"
             quantize(fp32, int8)
             q_scores = onnx_scores(int8, classifier.tokenizer, dev_prepared, model_cfg.max_len)
-            q_thresholds = thresholds_for(q_scores)
-            q_f1 = macro_f1(
-                per_label(dev_truth, q_scores, list(q_thresholds.values()), TEXT_LABELS, dev_masks)
-            )
+            q_choice = tuned(q_scores)
+            q_f1 = macro_f1_of(q_choice)
             notes.append(f"dev macro-F1 fp32 {dev_f1:.4f}, int8 {q_f1:.4f}")
             if dev_f1 - q_f1 <= QUANTISE_TOLERANCE:
-                chosen, quantized, thresholds, dev_f1 = int8, True, q_thresholds, q_f1
+                chosen, quantized, choice, dev_f1 = int8, True, q_choice, q_f1
             say(notes[-1], "-> int8" if quantized else "-> fp32")
+        thresholds = choice.thresholds
 
         # A version is unique across candidates/, releases/ and retired/ (training.rollout).
         version = args.version or next_version([args.out, *Layout.beside(args.out).folders()])
@@ -306,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                     "train_minutes": round((time.monotonic() - started) / 60, 1),
                 },
                 "notes": notes + train_cfg.log,
+                "fusion": choice.overrides(),
             },
             model_card=f"# qunguard text model {version}\n\n(evaluation pending)\n",
         )

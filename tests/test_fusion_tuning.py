@@ -1,0 +1,51 @@
+"""Fusion weights learned on dev (training/fusion_tuning.py), on hand-made score tables."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.labels import TEXT_LABELS
+from models.text.pipeline import analyze
+from training.fusion_tuning import tune_fusion
+
+GAMBLING = TEXT_LABELS.index("gambling")
+WITH_TERM = "今晚百家乐开局"  # a gambling lexicon term
+WITHOUT_TERM = "今天天气不错"
+
+
+def tune(texts: list[str], gambling_scores: list[float], truth_gambling: list[bool]):  # type: ignore[no-untyped-def]
+    n = len(texts)
+    scores = np.zeros((n, len(TEXT_LABELS)), dtype=np.float32)
+    scores[:, GAMBLING] = gambling_scores
+    truth = np.zeros((n, len(TEXT_LABELS)), dtype=bool)
+    truth[:, GAMBLING] = truth_gambling
+    return tune_fusion(
+        scores,
+        [analyze(t) for t in texts],
+        truth,
+        np.ones_like(scores),
+        np.zeros(n, dtype=bool),
+        target_precision=0.9,
+        max_clean_fpr=0.0,
+    )
+
+
+def test_a_lexicon_that_flags_negatives_is_switched_off() -> None:
+    # Positives score 0.5 without the term; negatives score 0.1 but quote it (warnings).
+    choice = tune(
+        [WITHOUT_TERM] * 10 + [WITH_TERM] * 10, [0.5] * 10 + [0.1] * 10, [True] * 10 + [False] * 10
+    )
+    assert choice.weights.lexicon["gambling"] == 0.0  # ties keep the smallest weight
+    assert choice.dev_f1["gambling"] == 1.0
+    assert choice.default_f1["gambling"] < 1.0  # the hand-set 0.7 flags the warnings
+
+
+def test_a_lexicon_that_finds_what_the_model_misses_keeps_weight() -> None:
+    # Positives score 0.1 but use the term; negatives score 0.3 without it.
+    choice = tune(
+        [WITH_TERM] * 10 + [WITHOUT_TERM] * 10, [0.1] * 10 + [0.3] * 10, [True] * 10 + [False] * 10
+    )
+    assert choice.weights.lexicon["gambling"] == 0.35  # the smallest grid weight that separates
+    assert choice.dev_f1["gambling"] == 1.0
+    assert 0.3 < choice.thresholds["gambling"] <= 0.415  # the fused positives: 1 - 0.9 * 0.65
+    assert choice.overrides()["lexicon"]["gambling"] == 0.35

@@ -1,0 +1,164 @@
+"""Fusion weights learned on dev instead of set by hand.
+
+`models/fusion.py` moves a label's score by a lexicon weight (noisy-OR per matched term) and a
+contact likelihood ratio. Hand-set, they doubled the false positives on our held-out clean
+messages for no F1 (our hard negatives quote the very words the lexicons list). Here each
+label gets the pair from a small grid that gives the best F1 on the dev rows that choose
+thresholds, with the threshold chosen for each pair by the usual rule (training.train:
+precision target, clean-chat cap). Labels do not interact in fusion, so one fused matrix per
+grid point scores every label at once. Ties keep the smaller weights (less of a lexicon that
+cannot see context).
+
+    python -m training.fusion_tuning --release models/releases/2026.11.25-2   # a tuned copy
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.fusion import DEFAULT_WEIGHTS, FusionWeights, fused_scores, load_fusion_weights
+from models.labels import TEXT_LABELS
+from models.release import RELEASES_DIR, TextModel, list_releases
+from models.text.pipeline import TextAnalysis, analyze, model_text
+from training.metrics import prf
+
+LEXICON_GRID = (0.0, 0.1, 0.2, 0.35, 0.5, 0.7)
+CONTACT_GRID = (1.0, 2.0, 4.0, 6.0)
+
+
+@dataclass
+class FusionChoice:
+    """Per-label fusion weights with the thresholds chosen under them, and dev F1 for both."""
+
+    weights: FusionWeights
+    thresholds: dict[str, float]
+    dev_f1: dict[str, float]
+    default_f1: dict[str, float]
+
+    def overrides(self) -> dict[str, object]:
+        """The manifest's `fusion` key (models.fusion.load_fusion_weights reads it)."""
+        return {
+            "lexicon": dict(self.weights.lexicon),
+            "contact_odds": dict(self.weights.contact_odds),
+            "pinyin_factor": self.weights.pinyin_factor,
+        }
+
+
+def tune_fusion(
+    scores: np.ndarray,
+    analyses: list[TextAnalysis],
+    truth: np.ndarray,
+    precision_masks: np.ndarray,
+    clean: np.ndarray,
+    target_precision: float,
+    max_clean_fpr: float,
+    current: FusionWeights = DEFAULT_WEIGHTS,
+) -> FusionChoice:
+    """The best (lexicon weight, contact odds) per label on dev; see the module docstring.
+
+    `scores` are the model's own dev scores, `precision_masks` (n x labels) the rows that
+    measure precision and F1, `clean` the dev clean-chat rows that bound false positives;
+    `current` are the weights to compare with (reported as `default_f1`).
+    """
+    from training.train import choose_thresholds  # training.train imports this module
+
+    rows = precision_masks.astype(bool)
+
+    def evaluate(weights: FusionWeights) -> tuple[dict[str, float], dict[str, float]]:
+        fused = fused_scores(scores, analyses, weights)
+        thresholds = choose_thresholds(
+            truth, fused, target_precision, precision_masks, clean, max_clean_fpr
+        )
+        f1 = {
+            label: prf(truth[rows[:, i], i], fused[rows[:, i], i] >= thresholds[label]).f1
+            for i, label in enumerate(TEXT_LABELS)
+        }
+        return thresholds, f1
+
+    _, default_f1 = evaluate(current)
+    best: dict[str, tuple[float, float, float, float]] = {}  # label -> (f1, w, k, threshold)
+    for weight in LEXICON_GRID:
+        for odds in CONTACT_GRID:
+            grid_point = FusionWeights(
+                lexicon=dict.fromkeys(TEXT_LABELS, weight),
+                pinyin_factor=DEFAULT_WEIGHTS.pinyin_factor,
+                contact_odds=dict.fromkeys(TEXT_LABELS, odds),
+            )
+            thresholds, f1 = evaluate(grid_point)
+            for label in TEXT_LABELS:
+                if label not in best or f1[label] > best[label][0] + 1e-9:
+                    best[label] = (f1[label], weight, odds, thresholds[label])
+    weights = FusionWeights(
+        lexicon={label: best[label][1] for label in TEXT_LABELS},
+        pinyin_factor=DEFAULT_WEIGHTS.pinyin_factor,
+        contact_odds={label: best[label][2] for label in TEXT_LABELS},
+    )
+    thresholds, dev_f1 = evaluate(weights)  # the same as best[...], computed as served
+    return FusionChoice(weights, thresholds, dev_f1, default_f1)
+
+
+def model_scores(model: TextModel, texts: list[str]) -> tuple[np.ndarray, list[TextAnalysis]]:
+    """The model's own scores (before fusion) and the analyses fusion needs."""
+    analyses = [analyze(text) for text in texts]
+    scores = np.zeros((len(texts), len(TEXT_LABELS)), dtype=np.float32)
+    for start in range(0, len(texts), 256):
+        chunk = analyses[start : start + 256]
+        scores[start : start + len(chunk)] = model.predict_proba([model_text(a) for a in chunk])
+    return scores, analyses
+
+
+def main(argv: list[str] | None = None) -> int:
+    from training.data import build_splits
+    from training.thresholds import write_tuned_release
+    from training.train import clean_rows, masks_of, targets_of, threshold_rows
+
+    parser = argparse.ArgumentParser(prog="python -m training.fusion_tuning", description=__doc__)
+    parser.add_argument("--release", type=Path, help="release folder (default: the served one)")
+    parser.add_argument("--releases", type=Path, default=RELEASES_DIR)
+    parser.add_argument("--target-precision", type=float)
+    parser.add_argument("--max-clean-fpr", type=float)
+    parser.add_argument("--dry-run", action="store_true", help="print, write no release")
+    args = parser.parse_args(argv)
+    releases = list_releases(args.releases)
+    folder = args.release or (releases[-1] if releases else None)
+    if folder is None:
+        parser.error(f"no release under {args.releases}; pass --release")
+    model = TextModel.load(folder)
+    config = model.manifest.config
+    target = args.target_precision or float(config.get("target_precision", 0.95))
+    cap = args.max_clean_fpr if args.max_clean_fpr is not None else config.get("max_clean_fpr", 0)
+    splits = build_splits()
+    dev = splits.dev
+    scores, analyses = model_scores(model, [e.text for e in dev])
+    masks = masks_of(dev) * threshold_rows(dev, "ours")[:, None]
+    current = load_fusion_weights(folder)
+    choice = tune_fusion(
+        scores, analyses, targets_of(dev), masks, clean_rows(dev), target, float(cap), current
+    )
+    print("| label | lexicon | contact odds | threshold | dev F1 (tuned) | dev F1 (current) |")
+    print("|---|---|---|---|---|---|")
+    for label in TEXT_LABELS:
+        print(
+            f"| {label} | {choice.weights.lexicon[label]} | {choice.weights.contact_odds[label]} "
+            f"| {choice.thresholds[label]} | {choice.dev_f1[label]:.3f} "
+            f"| {choice.default_f1[label]:.3f} |"
+        )
+    if args.dry_run:
+        return 0
+    target_folder = write_tuned_release(
+        folder,
+        choice.thresholds,
+        releases=args.releases,
+        fusion=choice.overrides(),
+        note=f"fusion weights tuned on dev (training.fusion_tuning) from {folder.name}",
+    )
+    print(f"written: {target_folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
