@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 from pathlib import Path
@@ -15,7 +16,7 @@ from models.release import TextModel, read_manifest
 from training.classifier import drop_chars
 from training.data import Example, build_splits, datasets_dir, dedup_key
 from training.metrics import threshold_for_precision
-from training.train import choose_thresholds, threshold_for_fpr
+from training.train import choose_thresholds, clean_caps, label_value, threshold_for_fpr
 from training.train import main as train_main
 
 TINY_CONFIG = Path(__file__).resolve().parents[1] / "training" / "configs" / "tiny.json"
@@ -228,3 +229,17 @@ def test_dev_holds_clean_chat_that_training_and_the_fpr_set_never_see() -> None:
     assert len(dev_chat) > 1000
     assert not dev_chat & {dedup_key(e.text) for e in splits.train}
     assert not dev_chat & {dedup_key(e.text) for e in splits.clean_unseen}
+
+
+def test_one_label_can_get_its_own_clean_chat_cap() -> None:
+    truth = np.zeros((8, len(TEXT_LABELS)), dtype=bool)
+    truth[:4] = True
+    scores = np.tile(np.array([0.9, 0.8, 0.7, 0.6, 0.75, 0.2, 0.1, 0.1])[:, None], len(TEXT_LABELS))
+    clean = np.r_[np.zeros(4, dtype=bool), np.ones(4, dtype=bool)]
+    annotated = np.repeat(~clean[:, None], len(TEXT_LABELS), axis=1)
+    caps = clean_caps(0.01, [label_value("insult=0.25")])
+    chosen = choose_thresholds(truth, scores, 0.95, annotated, clean, caps)
+    assert chosen["insult"] == pytest.approx(0.6)  # one of four clean rows may pass
+    assert chosen["ad"] == pytest.approx(0.7501)  # none may
+    with pytest.raises(argparse.ArgumentTypeError):
+        label_value("insults=0.1")

@@ -177,7 +177,8 @@ corpus part and the held-out LCCC part were never trained on.
 ## Thresholds
 Chosen on the dev split, per label: the lowest threshold reaching precision
 {manifest.config.get("target_precision")} on our hand-written dev messages, raised where needed so
-that at most {manifest.config.get("max_clean_fpr", 0)} of the dev clean chat (LCCC) passes it; on
+that at most {manifest.config.get("max_clean_fpr", 0)} of the dev clean chat (LCCC) passes it
+{_label_caps(manifest)}; on
 fused scores, as served: {thresholds}.
 
 ## Evaluation
@@ -192,11 +193,20 @@ our own and may not cover every way real spammers write; moderator reports feed 
     (folder / "MODEL_CARD.md").write_text(card, encoding="utf-8")
 
 
+def _label_caps(manifest: Manifest) -> str:
+    caps = manifest.config.get("label_clean_fpr") or {}
+    return "".join(f" ({label}: {share})" for label, share in caps.items())
+
+
 def _train_command(manifest: Manifest) -> str:
     config = manifest.config
     return (
         f"python -m training.train --config {config.get('config_file')} --target-precision "
         f"{config.get('target_precision')} --max-clean-fpr {config.get('max_clean_fpr', 0)}"
+        + "".join(
+            f" --label-clean-fpr {label}={share}"
+            for label, share in config.get("label_clean_fpr", {}).items()
+        )
     )
 
 

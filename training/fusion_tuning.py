@@ -15,6 +15,7 @@ cannot see context).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def tune_fusion(
     precision_masks: np.ndarray,
     clean: np.ndarray,
     target_precision: float,
-    max_clean_fpr: float,
+    max_clean_fpr: float | Mapping[str, float],
     current: FusionWeights = DEFAULT_WEIGHTS,
 ) -> FusionChoice:
     """The best (lexicon weight, contact odds) per label on dev; see the module docstring.
@@ -114,13 +115,23 @@ def model_scores(model: TextModel, texts: list[str]) -> tuple[np.ndarray, list[T
 def main(argv: list[str] | None = None) -> int:
     from training.data import build_splits
     from training.thresholds import write_tuned_release
-    from training.train import clean_rows, masks_of, targets_of, threshold_rows
+    from training.train import (
+        clean_caps,
+        clean_rows,
+        label_value,
+        masks_of,
+        targets_of,
+        threshold_rows,
+    )
 
     parser = argparse.ArgumentParser(prog="python -m training.fusion_tuning", description=__doc__)
     parser.add_argument("--release", type=Path, help="release folder (default: the served one)")
     parser.add_argument("--releases", type=Path, default=RELEASES_DIR)
     parser.add_argument("--target-precision", type=float)
     parser.add_argument("--max-clean-fpr", type=float)
+    parser.add_argument(
+        "--label-clean-fpr", type=label_value, action="append", metavar="LABEL=SHARE"
+    )
     parser.add_argument("--dry-run", action="store_true", help="print, write no release")
     args = parser.parse_args(argv)
     releases = list_releases(args.releases)
@@ -131,13 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     config = model.manifest.config
     target = args.target_precision or float(config.get("target_precision", 0.95))
     cap = args.max_clean_fpr if args.max_clean_fpr is not None else config.get("max_clean_fpr", 0)
+    per_label = args.label_clean_fpr or list(config.get("label_clean_fpr", {}).items())
+    caps = clean_caps(float(cap), per_label)
     splits = build_splits()
     dev = splits.dev
     scores, analyses = model_scores(model, [e.text for e in dev])
     masks = masks_of(dev) * threshold_rows(dev, "ours")[:, None]
     current = load_fusion_weights(folder)
     choice = tune_fusion(
-        scores, analyses, targets_of(dev), masks, clean_rows(dev), target, float(cap), current
+        scores, analyses, targets_of(dev), masks, clean_rows(dev), target, caps, current
     )
     print("| label | lexicon | contact odds | threshold | dev F1 (tuned) | dev F1 (current) |")
     print("|---|---|---|---|---|---|")
@@ -154,7 +167,13 @@ def main(argv: list[str] | None = None) -> int:
         choice.thresholds,
         releases=args.releases,
         fusion=choice.overrides(),
-        note=f"fusion weights tuned on dev (training.fusion_tuning) from {folder.name}",
+        config={
+            "target_precision": target,
+            "max_clean_fpr": float(cap),
+            "label_clean_fpr": dict(per_label),
+        },
+        note=f"fusion weights and thresholds tuned on dev (training.fusion_tuning) from "
+        f"{folder.name}: target precision {target}, clean-chat caps {caps}",
     )
     print(f"written: {target_folder}")
     return 0

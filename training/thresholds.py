@@ -211,9 +211,11 @@ def write_tuned_release(
     note: str = "",
     today: dt.date | None = None,
     fusion: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None,
 ) -> Path:
     """Copy `source` into `releases` under the next version, with new thresholds (and new
-    fusion weights, the manifest's `fusion` key, when given).
+    fusion weights, the manifest's `fusion` key, and `config` entries that chose them, when
+    given).
 
     The copy is made in a hidden staging folder, checked (checksums, manifest, the model
     loads), then renamed into place, so a reload never sees half of it. The new version must
@@ -240,6 +242,8 @@ def write_tuned_release(
     )
     if fusion is not None:
         raw["fusion"] = dict(fusion)
+    if config:
+        raw["config"] = {**raw.get("config", {}), **config}
     metrics = {k: v for k, v in raw.get("metrics", {}).items() if k not in ("evaluation", "gate")}
     metrics["tuned_from"] = {
         "release": source.name,

@@ -19,7 +19,7 @@ import hashlib
 import json
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,7 @@ def choose_thresholds(
     target: float,
     masks: np.ndarray | None = None,
     clean: np.ndarray | None = None,
-    max_clean_fpr: float = 0.0,
+    max_clean_fpr: float | Mapping[str, float] = 0.0,
 ) -> dict[str, float]:
     """Per label, the lowest threshold reaching `target` precision on annotated rows, raised
     where needed so that at most `max_clean_fpr` of the `clean` rows (ordinary chat) pass it.
@@ -75,16 +75,34 @@ def choose_thresholds(
     Precision alone does not bound the false-positive rate on ordinary chat: the dev rows
     that measure precision are mostly messages written for the labels, and one score
     threshold can flag few of them wrongly yet many of the far more numerous clean messages
-    a group sends. The cap is per label (eight labels at 0.2% flag at most 1.6% of chat).
+    a group sends. The cap is per label (eight labels at 0.2% flag at most 1.6% of chat);
+    a mapping gives each label its own (labels it leaves out get no cap).
     """
     known = np.ones_like(truth, dtype=bool) if masks is None else masks.astype(bool)
     chosen = {}
     for i, label in enumerate(TEXT_LABELS):
         threshold = threshold_for_precision(truth[known[:, i], i], scores[known[:, i], i], target)
-        if clean is not None and clean.any() and max_clean_fpr > 0:
-            threshold = max(threshold, threshold_for_fpr(scores[clean, i], max_clean_fpr))
+        cap = max_clean_fpr.get(label, 0.0) if isinstance(max_clean_fpr, Mapping) else max_clean_fpr
+        if clean is not None and clean.any() and cap > 0:
+            threshold = max(threshold, threshold_for_fpr(scores[clean, i], cap))
         chosen[label] = round(min(threshold, 0.99), 4)
     return chosen
+
+
+def label_value(text: str) -> tuple[str, float]:
+    """`insult=0.003` -> ("insult", 0.003), for argparse."""
+    label, _, value = text.partition("=")
+    if label not in TEXT_LABELS:
+        raise argparse.ArgumentTypeError(f"unknown label {label!r}")
+    try:
+        return label, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+
+
+def clean_caps(default: float, overrides: Iterable[tuple[str, float]]) -> dict[str, float]:
+    """Every label's clean-chat cap: `default`, except the labels named in `overrides`."""
+    return {**dict.fromkeys(TEXT_LABELS, default), **dict(overrides)}
 
 
 def threshold_for_fpr(clean_scores: np.ndarray, max_fpr: float) -> float:
@@ -181,6 +199,14 @@ def main(argv: list[str] | None = None) -> int:
         help="per label, the largest share of dev clean chat (LCCC) a threshold may flag",
     )
     parser.add_argument(
+        "--label-clean-fpr",
+        type=label_value,
+        action="append",
+        default=[],
+        metavar="LABEL=SHARE",
+        help="another cap for one label (repeatable), e.g. insult=0.003",
+    )
+    parser.add_argument(
         "--threshold-on",
         choices=("ours", "all"),
         default="ours",
@@ -247,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             pick_masks,
             dev_clean,
             args.target_precision,
-            args.max_clean_fpr,
+            clean_caps(args.max_clean_fpr, args.label_clean_fpr),
         )
 
     classifier = NeuralTextClassifier(model_cfg, train_cfg).fit(
@@ -302,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                     "train": {k: v for k, v in vars(train_cfg).items() if k != "log"},
                     "target_precision": args.target_precision,
                     "max_clean_fpr": args.max_clean_fpr,
+                    "label_clean_fpr": dict(args.label_clean_fpr),
                     "threshold_on": args.threshold_on,
                     "config_file": str(args.config),
                 },
