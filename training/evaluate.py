@@ -180,7 +180,7 @@ Chosen on the dev split, per label: the lowest threshold reaching precision
 that at most {manifest.config.get("max_clean_fpr", 0)} of the dev clean chat (LCCC) passes it
 {_label_caps(manifest)}; on
 fused scores, as served: {thresholds}.
-
+{_fusion_line(manifest)}
 ## Evaluation
 Produced by `python -m training.evaluate --release models/releases/{manifest.version}`:
 
@@ -191,6 +191,21 @@ Trained without pretraining on about a hundred thousand messages. Written corpus
 our own and may not cover every way real spammers write; moderator reports feed retraining.
 """
     (folder / "MODEL_CARD.md").write_text(card, encoding="utf-8")
+
+
+def _fusion_line(manifest: Manifest) -> str:
+    """The release's own fusion weights and where its thresholds came from, if not training."""
+    lines = []
+    if manifest.fusion:
+        weights = ", ".join(f"{key} {value}" for key, value in manifest.fusion.items())
+        lines.append(f"Fusion weights (chosen on dev with the thresholds): {weights}.")
+    tuned = manifest.metrics.get("tuned_from")
+    if isinstance(tuned, dict):
+        lines.append(
+            f"Thresholds and fusion weights were tuned on dev from release {tuned.get('release')} "
+            "(the same model files; see `notes` in manifest.json)."
+        )
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 def _label_caps(manifest: Manifest) -> str:
