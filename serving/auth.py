@@ -24,23 +24,21 @@ def check_api_key(keys: KeyRing, authorization: str | None) -> None:
     A plain function for the classify hot path, where a FastAPI dependency costs more than
     the check itself.
     """
-    if not keys.enabled:
-        return
     scheme, _, key = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not key:
-        raise _unauthorized("an API key is required: Authorization: Bearer <key>")
-    if not keys.is_user(key.strip()):
-        raise _unauthorized("the API key is not valid")
+    _check_user(keys, key.strip() if scheme.lower() == "bearer" else None)
 
 
 async def require_api_key(request: Request, credentials: BearerDep) -> None:
     """Any configured key (user or admin); open when no keys are configured."""
-    keys = request.app.state.service.keys
+    _check_user(request.app.state.service.keys, credentials.credentials if credentials else None)
+
+
+def _check_user(keys: KeyRing, key: str | None) -> None:
     if not keys.enabled:
         return
-    if credentials is None:
+    if not key:
         raise _unauthorized("an API key is required: Authorization: Bearer <key>")
-    if not keys.is_user(credentials.credentials):
+    if not keys.is_user(key):
         raise _unauthorized("the API key is not valid")
 
 
