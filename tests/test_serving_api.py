@@ -141,9 +141,10 @@ def test_metrics_count_requests_batches_and_labels(client: TestClient) -> None:
 
 
 def test_apps_have_separate_metrics(tiny_releases: Path) -> None:
-    with running(settings_for(tiny_releases)) as first, running(
-        settings_for(tiny_releases)
-    ) as second:
+    with (
+        running(settings_for(tiny_releases)) as first,
+        running(settings_for(tiny_releases)) as second,
+    ):
         classify(first, "收到")
         assert 'route="/v1/classify"' in first.get("/metrics").text
         assert 'route="/v1/classify"' not in second.get("/metrics").text
@@ -163,24 +164,52 @@ def test_openapi_describes_the_contract(client: TestClient) -> None:
         assert method in paths[path]
     schemas = spec["components"]["schemas"]
     assert set(schemas["Message"]["properties"]) == {
-        "id", "text", "image", "group_id", "user_id", "nickname", "sent_at", "event", "is_admin",
+        "id",
+        "text",
+        "image",
+        "group_id",
+        "user_id",
+        "nickname",
+        "sent_at",
+        "event",
+        "is_admin",
     }
     assert schemas["Message"]["properties"]["text"]["anyOf"][0]["maxLength"] == 10_000
     messages = schemas["ClassifyRequest"]["properties"]["messages"]
     assert (messages["minItems"], messages["maxItems"]) == (1, 256)
     assert set(schemas["MessageResult"]["properties"]) == {
-        "id", "flagged", "labels", "scores", "evidence", "contacts", "image", "action",
+        "id",
+        "flagged",
+        "labels",
+        "scores",
+        "evidence",
+        "contacts",
+        "image",
+        "action",
     }
     assert list(schemas["Scores"]["properties"]) == list(TEXT_LABELS)
     assert set(schemas["Scores"]["required"]) == set(TEXT_LABELS)
     assert set(schemas["Evidence"]["properties"]["source"]["enum"]) == {
-        "model", "lexicon", "contact", "ocr", "qrcode", "rule",
+        "model",
+        "lexicon",
+        "contact",
+        "ocr",
+        "qrcode",
+        "rule",
     }
     assert set(schemas["Contact"]["properties"]["type"]["enum"]) == {
-        "wechat", "qq", "phone", "url", "email",
+        "wechat",
+        "qq",
+        "phone",
+        "url",
+        "email",
     }
     assert set(schemas["Action"]["properties"]["type"]["enum"]) == {
-        "none", "remind", "warn", "remove", "review",
+        "none",
+        "remind",
+        "warn",
+        "remove",
+        "review",
     }
     assert set(schemas["ModelVersion"]["properties"]) == {"text", "image"}
     errors = paths["/v1/classify"]["post"]["responses"]

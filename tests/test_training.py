@@ -16,7 +16,7 @@ from models.release import TextModel, read_manifest
 from training.classifier import drop_chars
 from training.data import Example, build_splits, datasets_dir, dedup_key
 from training.metrics import threshold_for_precision
-from training.train import choose_thresholds, clean_caps, label_value, threshold_for_fpr
+from training.threshold_rule import choose_thresholds, clean_caps, label_value, threshold_for_fpr
 from training.train import main as train_main
 
 TINY_CONFIG = Path(__file__).resolve().parents[1] / "training" / "configs" / "tiny.json"

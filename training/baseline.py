@@ -18,7 +18,7 @@ from models.labels import TEXT_LABELS
 from training.classifier import prepare
 from training.data import build_splits
 from training.evaluate import evaluate_scorer
-from training.train import (
+from training.threshold_rule import (
     choose_thresholds,
     clean_rows,
     masks_of,

@@ -26,6 +26,15 @@ from models.labels import TEXT_LABELS
 from models.release import RELEASES_DIR, TextModel, list_releases
 from models.text.pipeline import TextAnalysis, analyze, model_text
 from training.metrics import prf
+from training.threshold_rule import (
+    choose_thresholds,
+    clean_caps,
+    clean_rows,
+    label_value,
+    masks_of,
+    targets_of,
+    threshold_rows,
+)
 
 LEXICON_GRID = (0.0, 0.1, 0.2, 0.35, 0.5, 0.7)
 CONTACT_GRID = (1.0, 2.0, 4.0, 6.0)
@@ -65,8 +74,6 @@ def tune_fusion(
     measure precision and F1, `clean` the dev clean-chat rows that bound false positives;
     `current` are the weights to compare with (reported as `default_f1`).
     """
-    from training.train import choose_thresholds  # training.train imports this module
-
     rows = precision_masks.astype(bool)
 
     def evaluate(weights: FusionWeights) -> tuple[dict[str, float], dict[str, float]]:
@@ -115,14 +122,6 @@ def model_scores(model: TextModel, texts: list[str]) -> tuple[np.ndarray, list[T
 def main(argv: list[str] | None = None) -> int:
     from training.data import build_splits
     from training.thresholds import write_tuned_release
-    from training.train import (
-        clean_caps,
-        clean_rows,
-        label_value,
-        masks_of,
-        targets_of,
-        threshold_rows,
-    )
 
     parser = argparse.ArgumentParser(prog="python -m training.fusion_tuning", description=__doc__)
     parser.add_argument("--release", type=Path, help="release folder (default: the served one)")
