@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from models.labels import TEXT_LABELS
 from models.text.pipeline import analyze
-from training.fusion_tuning import tune_fusion
+from training.fusion_tuning import main, tune_fusion
 
 GAMBLING = TEXT_LABELS.index("gambling")
 WITH_TERM = "今晚百家乐开局"  # a gambling lexicon term
@@ -37,7 +38,7 @@ def test_a_lexicon_that_flags_negatives_is_switched_off() -> None:
     )
     assert choice.weights.lexicon["gambling"] == 0.0  # ties keep the smallest weight
     assert choice.dev_f1["gambling"] == 1.0
-    assert choice.default_f1["gambling"] < 1.0  # the hand-set 0.7 flags the warnings
+    assert choice.current_f1["gambling"] < 1.0  # the hand-set 0.7 flags the warnings
 
 
 def test_a_lexicon_that_finds_what_the_model_misses_keeps_weight() -> None:
@@ -49,3 +50,39 @@ def test_a_lexicon_that_finds_what_the_model_misses_keeps_weight() -> None:
     assert choice.dev_f1["gambling"] == 1.0
     assert 0.3 < choice.thresholds["gambling"] <= 0.415  # the fused positives: 1 - 0.9 * 0.65
     assert choice.overrides()["lexicon"]["gambling"] == 0.35
+
+
+def test_the_share_of_clean_chat_flagged_is_reported() -> None:
+    scores = np.zeros((4, len(TEXT_LABELS)), dtype=np.float32)
+    scores[:, GAMBLING] = [0.9, 0.1, 0.95, 0.05]
+    truth = np.zeros_like(scores, dtype=bool)
+    truth[0, GAMBLING] = True
+    clean = np.array([False, False, True, True])
+    choice = tune_fusion(
+        scores,
+        [analyze(WITHOUT_TERM)] * 4,
+        truth,
+        np.repeat(~clean[:, None], len(TEXT_LABELS), axis=1),
+        clean,
+        target_precision=0.9,
+        max_clean_fpr=1.0,  # no cap: the chat line at 0.95 passes the 0.9 threshold
+    )
+    assert choice.clean_flagged == 0.5
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--release", "/nonexistent/2026.01.01-1"], "cannot tune"),
+        (["--target-precision", "1.5"], "not between 0 and 1"),
+        (["--label-clean-fpr", "insult=-0.1"], "not between 0 and 1"),
+        (["--label-clean-fpr", "insults=0.1"], "unknown label"),
+    ],
+)
+def test_bad_arguments_are_refused_with_a_message(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

@@ -21,6 +21,7 @@ from training.evaluate import evaluate_scorer
 from training.threshold_rule import (
     choose_thresholds,
     clean_rows,
+    fraction,
     masks_of,
     targets_of,
     threshold_rows,
@@ -65,8 +66,8 @@ class TfidfBaseline:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.baseline", description=__doc__)
-    parser.add_argument("--target-precision", type=float, default=0.95)
-    parser.add_argument("--max-clean-fpr", type=float, default=0.002)
+    parser.add_argument("--target-precision", type=fraction, default=0.95)
+    parser.add_argument("--max-clean-fpr", type=fraction, default=0.002)
     parser.add_argument("--corpus-only", action="store_true")
     args = parser.parse_args(argv)
     splits = build_splits(public=not args.corpus_only)

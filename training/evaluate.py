@@ -26,28 +26,40 @@ import numpy as np
 
 from models.labels import TEXT_LABELS
 from models.release import RELEASES_DIR, Manifest, TextModel, list_releases, read_manifest
-from models.text.pipeline import analyze, model_text
+from models.text.pipeline import TextAnalysis, analyze, model_text
 from training.data import Example, Splits, build_splits, load_qq_review
 from training.metrics import PRF, binary_macro_f1, macro_f1, prf
 
 
-def score_texts(model: TextModel, texts: Sequence[str], fusion: bool = True) -> np.ndarray:
-    """Final scores (n x labels) for raw texts, through the same path as serving.
-
-    Rounded in float64 to the decimals serving compares with the thresholds (fusion
-    SCORE_DECIMALS), so a threshold rounded to 4 decimals cuts here where it cuts in serving.
-    """
-    from models.fusion import SCORE_DECIMALS, fused_scores, load_fusion_weights
-
-    weights = load_fusion_weights(model.folder)
-    out = np.zeros((len(texts), len(TEXT_LABELS)), dtype=np.float64)
+def model_scores(model: TextModel, texts: Sequence[str]) -> tuple[np.ndarray, list[TextAnalysis]]:
+    """The model's own scores (n x labels, before fusion) and the analyses fusion needs."""
+    analyses = [analyze(text) for text in texts]
+    scores = np.zeros((len(texts), len(TEXT_LABELS)), dtype=np.float32)
     for start in range(0, len(texts), 256):
-        analyses = [analyze(t) for t in texts[start : start + 256]]
-        scores = model.predict_proba([model_text(a) for a in analyses])
-        if fusion:
-            scores = fused_scores(scores, analyses, weights)
-        out[start : start + len(analyses)] = scores
-    return np.round(out, SCORE_DECIMALS)
+        chunk = analyses[start : start + 256]
+        scores[start : start + len(chunk)] = model.predict_proba([model_text(a) for a in chunk])
+    return scores, analyses
+
+
+def score_texts(model: TextModel, texts: Sequence[str], fusion: bool = True) -> np.ndarray:
+    """Final scores (n x labels) for raw texts, through the same path as serving."""
+    scores, analyses = model_scores(model, texts)
+    return as_served(model, scores, analyses) if fusion else rounded(scores)
+
+
+def as_served(model: TextModel, scores: np.ndarray, analyses: list[TextAnalysis]) -> np.ndarray:
+    """The model's scores fused with the release's weights, rounded as serving compares them."""
+    from models.fusion import fused_scores, load_fusion_weights
+
+    return rounded(fused_scores(scores, analyses, load_fusion_weights(model.folder)))
+
+
+def rounded(scores: np.ndarray) -> np.ndarray:
+    """Rounded in float64 to the decimals serving compares with the thresholds (fusion
+    SCORE_DECIMALS), so a threshold rounded to 4 decimals cuts here where it cuts in serving."""
+    from models.fusion import SCORE_DECIMALS
+
+    return np.round(scores.astype(np.float64), SCORE_DECIMALS)
 
 
 @dataclass
@@ -177,9 +189,8 @@ corpus part and the held-out LCCC part were never trained on.
 ## Thresholds
 Chosen on the dev split, per label: the lowest threshold reaching precision
 {manifest.config.get("target_precision")} on our hand-written dev messages, raised where needed so
-that at most {manifest.config.get("max_clean_fpr", 0)} of the dev clean chat (LCCC) passes it
-{_label_caps(manifest)}; on
-fused scores, as served: {thresholds}.
+that at most {manifest.config.get("max_clean_fpr", 0)}{_label_caps(manifest)} of the dev clean
+chat (LCCC) passes it; on fused scores, as served: {thresholds}.
 {_fusion_line(manifest)}
 ## Evaluation
 Produced by `python -m training.evaluate --release models/releases/{manifest.version}`:
@@ -210,7 +221,7 @@ def _fusion_line(manifest: Manifest) -> str:
 
 def _label_caps(manifest: Manifest) -> str:
     caps = manifest.config.get("label_clean_fpr") or {}
-    return "".join(f" ({label}: {share})" for label, share in caps.items())
+    return "".join(f" ({label}: {share})" for label, share in caps.items())  # " (insult: 0.003)"
 
 
 def _train_command(manifest: Manifest) -> str:

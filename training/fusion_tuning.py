@@ -21,15 +21,23 @@ from pathlib import Path
 
 import numpy as np
 
-from models.fusion import DEFAULT_WEIGHTS, FusionWeights, fused_scores, load_fusion_weights
+from models.fusion import (
+    DEFAULT_WEIGHTS,
+    FusionConfigError,
+    FusionWeights,
+    fused_scores,
+    load_fusion_weights,
+)
 from models.labels import TEXT_LABELS
-from models.release import RELEASES_DIR, TextModel, list_releases
-from models.text.pipeline import TextAnalysis, analyze, model_text
+from models.release import RELEASES_DIR, ReleaseError, TextModel, list_releases
+from models.text.pipeline import TextAnalysis
+from training.evaluate import model_scores
 from training.metrics import prf
 from training.threshold_rule import (
     choose_thresholds,
     clean_caps,
     clean_rows,
+    fraction,
     label_value,
     masks_of,
     targets_of,
@@ -47,7 +55,8 @@ class FusionChoice:
     weights: FusionWeights
     thresholds: dict[str, float]
     dev_f1: dict[str, float]
-    default_f1: dict[str, float]
+    current_f1: dict[str, float]
+    clean_flagged: float  # share of the dev clean-chat rows that any label flags
 
     def overrides(self) -> dict[str, object]:
         """The manifest's `fusion` key (models.fusion.load_fusion_weights reads it)."""
@@ -72,7 +81,7 @@ def tune_fusion(
 
     `scores` are the model's own dev scores, `precision_masks` (n x labels) the rows that
     measure precision and F1, `clean` the dev clean-chat rows that bound false positives;
-    `current` are the weights to compare with (reported as `default_f1`).
+    `current` are the weights to compare with (reported as `current_f1`).
     """
     rows = precision_masks.astype(bool)
 
@@ -87,7 +96,7 @@ def tune_fusion(
         }
         return thresholds, f1
 
-    _, default_f1 = evaluate(current)
+    _, current_f1 = evaluate(current)
     best: dict[str, tuple[float, float, float, float]] = {}  # label -> (f1, w, k, threshold)
     for weight in LEXICON_GRID:
         for odds in CONTACT_GRID:
@@ -106,17 +115,10 @@ def tune_fusion(
         contact_odds={label: best[label][2] for label in TEXT_LABELS},
     )
     thresholds, dev_f1 = evaluate(weights)  # the same as best[...], computed as served
-    return FusionChoice(weights, thresholds, dev_f1, default_f1)
-
-
-def model_scores(model: TextModel, texts: list[str]) -> tuple[np.ndarray, list[TextAnalysis]]:
-    """The model's own scores (before fusion) and the analyses fusion needs."""
-    analyses = [analyze(text) for text in texts]
-    scores = np.zeros((len(texts), len(TEXT_LABELS)), dtype=np.float32)
-    for start in range(0, len(texts), 256):
-        chunk = analyses[start : start + 256]
-        scores[start : start + len(chunk)] = model.predict_proba([model_text(a) for a in chunk])
-    return scores, analyses
+    cut = np.array([thresholds[label] for label in TEXT_LABELS])
+    chat = fused_scores(scores, analyses, weights)[clean]
+    flagged = float((chat >= cut).any(axis=1).mean()) if clean.any() else 0.0
+    return FusionChoice(weights, thresholds, dev_f1, current_f1, flagged)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.fusion_tuning", description=__doc__)
     parser.add_argument("--release", type=Path, help="release folder (default: the served one)")
     parser.add_argument("--releases", type=Path, default=RELEASES_DIR)
-    parser.add_argument("--target-precision", type=float)
-    parser.add_argument("--max-clean-fpr", type=float)
+    parser.add_argument("--target-precision", type=fraction)
+    parser.add_argument("--max-clean-fpr", type=fraction)
     parser.add_argument(
         "--label-clean-fpr", type=label_value, action="append", metavar="LABEL=SHARE"
     )
@@ -137,17 +139,26 @@ def main(argv: list[str] | None = None) -> int:
     folder = args.release or (releases[-1] if releases else None)
     if folder is None:
         parser.error(f"no release under {args.releases}; pass --release")
-    model = TextModel.load(folder)
+    try:
+        model = TextModel.load(folder)
+        current = load_fusion_weights(folder)
+    except (ReleaseError, FusionConfigError) as exc:
+        parser.error(f"cannot tune {folder}: {exc}")
     config = model.manifest.config
-    target = args.target_precision or float(config.get("target_precision", 0.95))
+    target = (
+        args.target_precision
+        if args.target_precision is not None
+        else float(config.get("target_precision", 0.95))
+    )
     cap = args.max_clean_fpr if args.max_clean_fpr is not None else config.get("max_clean_fpr", 0)
     per_label = args.label_clean_fpr or list(config.get("label_clean_fpr", {}).items())
     caps = clean_caps(float(cap), per_label)
-    splits = build_splits()
-    dev = splits.dev
+    try:
+        dev = build_splits().dev
+    except (OSError, ValueError) as exc:  # ../shared/datasets missing, or a bad corpus line
+        parser.error(str(exc))
     scores, analyses = model_scores(model, [e.text for e in dev])
-    masks = masks_of(dev) * threshold_rows(dev, "ours")[:, None]
-    current = load_fusion_weights(folder)
+    masks = masks_of(dev) * threshold_rows(dev, config.get("threshold_on", "ours"))[:, None]
     choice = tune_fusion(
         scores, analyses, targets_of(dev), masks, clean_rows(dev), target, caps, current
     )
@@ -157,23 +168,27 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"| {label} | {choice.weights.lexicon[label]} | {choice.weights.contact_odds[label]} "
             f"| {choice.thresholds[label]} | {choice.dev_f1[label]:.3f} "
-            f"| {choice.default_f1[label]:.3f} |"
+            f"| {choice.current_f1[label]:.3f} |"
         )
+    print(f"\ndev clean chat flagged by any label: {choice.clean_flagged:.2%}")
     if args.dry_run:
         return 0
-    target_folder = write_tuned_release(
-        folder,
-        choice.thresholds,
-        releases=args.releases,
-        fusion=choice.overrides(),
-        config={
-            "target_precision": target,
-            "max_clean_fpr": float(cap),
-            "label_clean_fpr": dict(per_label),
-        },
-        note=f"fusion weights and thresholds tuned on dev (training.fusion_tuning) from "
-        f"{folder.name}: target precision {target}, clean-chat caps {caps}",
-    )
+    try:
+        target_folder = write_tuned_release(
+            folder,
+            choice.thresholds,
+            releases=args.releases,
+            fusion=choice.overrides(),
+            config={
+                "target_precision": target,
+                "max_clean_fpr": float(cap),
+                "label_clean_fpr": dict(per_label),
+            },
+            note=f"fusion weights and thresholds tuned on dev (training.fusion_tuning) from "
+            f"{folder.name}: target precision {target}, clean-chat caps {caps}",
+        )
+    except ReleaseError as exc:  # e.g. a newer release is already served
+        parser.error(str(exc))
     print(f"written: {target_folder}")
     return 0
 

@@ -49,15 +49,23 @@ def choose_thresholds(
     return chosen
 
 
+def fraction(text: str) -> float:
+    """A share between 0 and 1, for argparse (precision targets, clean-chat caps)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
 def label_value(text: str) -> tuple[str, float]:
     """`insult=0.003` -> ("insult", 0.003), for argparse."""
     label, _, value = text.partition("=")
     if label not in TEXT_LABELS:
         raise argparse.ArgumentTypeError(f"unknown label {label!r}")
-    try:
-        return label, float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    return label, fraction(value)
 
 
 def clean_caps(default: float, overrides: Iterable[tuple[str, float]]) -> dict[str, float]:

@@ -35,7 +35,7 @@ from models.release import (
 )
 from models.text.pipeline import analyze
 from training.data import Example
-from training.evaluate import score_texts
+from training.evaluate import as_served, model_scores, rounded
 from training.metrics import PRF, per_label, threshold_for_precision
 from training.rollout import Layout
 from training.train import next_version
@@ -59,14 +59,14 @@ class ScoredSet:
 
 
 def score_set(model: TextModel, examples: Sequence[Example]) -> ScoredSet:
-    texts = [e.text for e in examples]
+    scores, analyses = model_scores(model, [e.text for e in examples])
     shape = (-1, len(TEXT_LABELS))
     return ScoredSet(
         list(examples),
         np.array([e.target() for e in examples], dtype=bool).reshape(shape),
         np.array([e.mask() for e in examples], dtype=bool).reshape(shape),
-        score_texts(model, texts, fusion=False),
-        score_texts(model, texts, fusion=True),
+        rounded(scores),
+        as_served(model, scores, analyses),
     )
 
 

@@ -27,8 +27,8 @@ import numpy as np
 
 from models.labels import TEXT_LABELS
 from models.release import Manifest, list_releases, version_key, write_release
-from models.text.pipeline import analyze
-from training.classifier import NeuralTextClassifier, TrainConfig, prepare
+from models.text.pipeline import analyze, model_text
+from training.classifier import NeuralTextClassifier, TrainConfig
 from training.data import (
     CORPUS_DIR,
     LCCC_TRAIN_LIMIT,
@@ -45,6 +45,7 @@ from training.threshold_rule import (
     THRESHOLD_SOURCES,
     clean_caps,
     clean_rows,
+    fraction,
     label_value,
     masks_of,
     targets_of,
@@ -118,10 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=CANDIDATES_DIR, help="folder of release folders (candidates)"
     )
     parser.add_argument("--version", help="release version (default: today-N)")
-    parser.add_argument("--target-precision", type=float, default=0.95)
+    parser.add_argument("--target-precision", type=fraction, default=0.95)
     parser.add_argument(
         "--max-clean-fpr",
-        type=float,
+        type=fraction,
         default=0.002,
         help="per label, the largest share of dev clean chat (LCCC) a threshold may flag",
     )
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         dev_masks=dev_masks,
     )
 
-    dev_prepared = prepare(dev_texts)
+    dev_prepared = [model_text(a) for a in dev_analyses]  # what prepare() gives, analysed once
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "model.onnx"
         gap = export_checked(
