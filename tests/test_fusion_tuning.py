@@ -7,7 +7,8 @@ import pytest
 
 from models.labels import TEXT_LABELS
 from models.text.pipeline import analyze
-from training.fusion_tuning import main, tune_fusion
+from training.data import Example
+from training.fusion_tuning import cold_dev_macro_f1, main, tune_fusion
 
 GAMBLING = TEXT_LABELS.index("gambling")
 WITH_TERM = "今晚百家乐开局"  # a gambling lexicon term
@@ -68,6 +69,27 @@ def test_the_share_of_clean_chat_flagged_is_reported() -> None:
         max_clean_fpr=1.0,  # no cap: the chat line at 0.95 passes the 0.9 threshold
     )
     assert choice.clean_flagged == 0.5
+
+
+def test_cold_dev_macro_f1_counts_only_cold_dev_rows_at_the_insult_threshold() -> None:
+    insult = TEXT_LABELS.index("insult")
+    dev = [
+        Example("你个傻子", ("insult",), "cold/dev", ("insult",)),
+        Example("今天天气不错", (), "cold/dev", ("insult",)),
+        Example("滚出去", ("insult",), "cold/dev", ("insult",)),
+        Example("他骂人了", (), "hand/clean_hard/quote"),  # not COLD: ignored
+    ]
+    scores = np.zeros((4, len(TEXT_LABELS)), dtype=np.float32)
+    scores[:, insult] = [0.9, 0.1, 0.4, 0.99]
+    analyses = [analyze(e.text) for e in dev]
+    choice = tune(["x"] * 2, [0.9, 0.1], [True, False])  # any choice; thresholds are set below
+    choice.weights.lexicon["insult"] = 0.0
+    choice.thresholds["insult"] = 0.5
+    # Predicted (T, F, F) against truth (T, F, T): F1 positive 2/3, negative 2/3.
+    assert cold_dev_macro_f1(dev, scores, analyses, choice) == pytest.approx(2 / 3)
+    choice.thresholds["insult"] = 0.3
+    assert cold_dev_macro_f1(dev, scores, analyses, choice) == 1.0
+    assert np.isnan(cold_dev_macro_f1(dev[3:], scores[3:], analyses[3:], choice))
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pytest
 from models.labels import TEXT_LABELS
 from models.paths import DATA_DIR
 from models.release import TextModel, read_manifest
-from training.classifier import drop_chars
+from training.classifier import TrainConfig, drop_chars, repeats_for
 from training.data import Example, build_splits, datasets_dir, dedup_key
 from training.metrics import threshold_for_precision
 from training.threshold_rule import choose_thresholds, clean_caps, label_value, threshold_for_fpr
@@ -220,6 +220,13 @@ def test_drop_chars_deletes_about_the_rate_and_keeps_short_texts() -> None:
     assert 0.85 < sum(kept) / len(kept) < 0.95
     assert drop_chars("好的", 0.9) == "好的"
     assert drop_chars("abcd", 1.0) == "abcd"  # never empties a text
+
+
+def test_rows_repeat_by_source() -> None:
+    cfg = TrainConfig(corpus_repeat=4, group_chat_repeat=3)
+    sources = ["hand/ad/yinliu", "report/17", "mc_qq/train", "mc_qq/ads.txt", "cold/train", "lccc"]
+    assert repeats_for(sources, cfg) == [4, 4, 3, 3, 1, 1]
+    assert repeats_for(sources, TrainConfig(corpus_repeat=1)) == [1] * 6
 
 
 @pytest.mark.skipif(not datasets_dir().is_dir(), reason="../shared/datasets is not beside the repo")

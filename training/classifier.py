@@ -35,6 +35,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup_steps: int = 200
     corpus_repeat: int = 2  # our hand-written corpus is seen this many times per epoch
+    group_chat_repeat: int = 1  # real QQ group chat (mc_qq), likewise: the closest public data
     char_drop: float = 0.0  # share of characters deleted at random from each training text
     min_char_freq: int = 2
     max_vocab: int = 8000
@@ -45,6 +46,19 @@ class TrainConfig:
     init_from: str | None = None
     progress: bool = True
     log: list[str] = field(default_factory=list)
+
+
+def repeats_for(sources: Sequence[str], cfg: TrainConfig) -> list[int]:
+    """How often each training row is seen per epoch, by its source: our hand-written corpus
+    and moderators' reports (`hand/`, `report/`) `corpus_repeat` times, real group chat
+    (`mc_qq/`) `group_chat_repeat` times, the large public sets once."""
+
+    def repeat(source: str) -> int:
+        if source.startswith(("hand/", "report/")):
+            return cfg.corpus_repeat
+        return cfg.group_chat_repeat if source.startswith("mc_qq/") else 1
+
+    return [repeat(source) for source in sources]
 
 
 def as_tensors(batch: Encoded) -> tuple[torch.Tensor, ...]:

@@ -31,8 +31,9 @@ from models.fusion import (
 from models.labels import TEXT_LABELS
 from models.release import RELEASES_DIR, ReleaseError, TextModel, list_releases
 from models.text.pipeline import TextAnalysis
+from training.data import Example
 from training.evaluate import model_scores
-from training.metrics import prf
+from training.metrics import binary_macro_f1, prf
 from training.threshold_rule import (
     choose_thresholds,
     clean_caps,
@@ -121,6 +122,20 @@ def tune_fusion(
     return FusionChoice(weights, thresholds, dev_f1, current_f1, flagged)
 
 
+def cold_dev_macro_f1(
+    dev: list[Example], scores: np.ndarray, analyses: list[TextAnalysis], choice: FusionChoice
+) -> float:
+    """COLD's macro-F1 on its dev rows under the chosen insult weights and threshold: the
+    dev-side view of what an insult clean-chat cap costs on COLD (its test set stays unseen)."""
+    rows = np.array([e.source == "cold/dev" for e in dev])
+    if not rows.any():
+        return float("nan")
+    insult = TEXT_LABELS.index("insult")
+    fused = fused_scores(scores, analyses, choice.weights)[rows, insult]
+    truth = targets_of(dev)[rows, insult].astype(bool)
+    return binary_macro_f1(truth, fused >= choice.thresholds["insult"])
+
+
 def main(argv: list[str] | None = None) -> int:
     from training.data import build_splits
     from training.thresholds import write_tuned_release
@@ -171,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             f"| {choice.current_f1[label]:.3f} |"
         )
     print(f"\ndev clean chat flagged by any label: {choice.clean_flagged:.2%}")
+    cold = cold_dev_macro_f1(dev, scores, analyses, choice)
+    print(f"COLD dev macro-F1 at the insult threshold: {cold:.3f}")
     if args.dry_run:
         return 0
     try:

@@ -28,7 +28,7 @@ import numpy as np
 from models.labels import TEXT_LABELS
 from models.release import Manifest, list_releases, version_key, write_release
 from models.text.pipeline import analyze, model_text
-from training.classifier import NeuralTextClassifier, TrainConfig
+from training.classifier import NeuralTextClassifier, TrainConfig, repeats_for
 from training.data import (
     CORPUS_DIR,
     LCCC_TRAIN_LIMIT,
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:  # a missing or malformed data file: say which
         parser.error(str(exc))
     say(f"train {len(splits.train)}  dev {len(splits.dev)}  heldout {len(splits.heldout)}")
-    repeats = [train_cfg.corpus_repeat if e.source.startswith("hand/") else 1 for e in splits.train]
+    repeats = repeats_for([e.source for e in splits.train], train_cfg)
     dev_texts = [e.text for e in splits.dev]
     dev_truth, dev_masks = targets_of(splits.dev), masks_of(splits.dev)
     # Thresholds are chosen on annotated rows of the chosen sources only.
