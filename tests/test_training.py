@@ -233,7 +233,7 @@ def test_rows_repeat_by_source() -> None:
 def test_dev_holds_clean_chat_that_training_and_the_fpr_set_never_see() -> None:
     splits = build_splits()
     dev_chat = {dedup_key(e.text) for e in splits.dev if e.source.startswith("lccc")}
-    assert len(dev_chat) > 1000
+    assert len(dev_chat) > 10_000  # 15% of LCCC: caps of 0.1-0.3% need thousands of lines
     assert not dev_chat & {dedup_key(e.text) for e in splits.train}
     assert not dev_chat & {dedup_key(e.text) for e in splits.clean_unseen}
 

@@ -20,8 +20,10 @@ from training.data import build_splits
 from training.evaluate import evaluate_scorer
 from training.threshold_rule import (
     choose_thresholds,
+    clean_caps,
     clean_rows,
     fraction,
+    label_value,
     masks_of,
     targets_of,
     threshold_rows,
@@ -68,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.baseline", description=__doc__)
     parser.add_argument("--target-precision", type=fraction, default=0.95)
     parser.add_argument("--max-clean-fpr", type=fraction, default=0.002)
+    parser.add_argument(
+        "--label-clean-fpr", type=label_value, action="append", default=[], metavar="LABEL=SHARE"
+    )
     parser.add_argument("--corpus-only", action="store_true")
     args = parser.parse_args(argv)
     splits = build_splits(public=not args.corpus_only)
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         args.target_precision,
         pick,
         clean_rows(splits.dev),
-        args.max_clean_fpr,
+        clean_caps(args.max_clean_fpr, args.label_clean_fpr),
     )
     print("thresholds:", thresholds)
     report = evaluate_scorer(

@@ -200,12 +200,17 @@ class Splits:
     sources: dict[str, int] = field(default_factory=dict)
 
 
-# Our corpus: bucket < 15 held out, < 25 dev. LCCC: bucket < 20 held out as unseen clean chat.
+# Our corpus: bucket < 15 held out, < 25 dev. LCCC: bucket < 10 held out as unseen clean chat,
+# 10..24 dev clean chat for choosing thresholds, the rest trained on. The caps are rates of
+# 0.1 to 0.3% per label: measured on 5% of LCCC (about 4,000 lines, a dozen flagged) they let
+# 2026.11.25-4 flag 0.73% of dev chat but 1.10% of unseen chat, so dev chat is now 15%.
 HELDOUT_BUCKETS = 15
 DEV_BUCKETS = 25
-LCCC_HELDOUT_BUCKETS = 20
-LCCC_DEV_BUCKETS = 25  # 20..24: clean chat for choosing thresholds
-LCCC_TRAIN_LIMIT = 40_000  # clean LCCC utterances trained on (of about 60,000 left)
+LCCC_HELDOUT_BUCKETS = 10
+LCCC_DEV_BUCKETS = 25
+# Clean LCCC utterances trained on: all of the about 60,000 left (None). Training on 40,000
+# flagged more unseen chat (0.98% against 0.67% with the same rule, README).
+LCCC_TRAIN_LIMIT: int | None = None
 
 
 def _merge(examples: Iterable[Example]) -> list[Example]:

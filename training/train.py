@@ -146,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reports", type=Path, help="reports JSONL (training.reports export)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument(
-        "--lccc-limit", type=int, default=LCCC_TRAIN_LIMIT, help="LCCC clean utterances to train on"
+        "--lccc-limit",
+        type=int,
+        default=LCCC_TRAIN_LIMIT,
+        help="LCCC clean utterances to train on (default: all)",
     )
     parser.add_argument("--no-quantize", action="store_true")
     parser.add_argument("--no-evaluate", action="store_true")
