@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     host = settings.bind_host()
     if host != settings.host:
         log.warning(
-            "no API keys configured: binding %s instead of %s", LOOPBACK, settings.host,
+            "no API keys configured: binding %s instead of %s",
+            LOOPBACK,
+            settings.host,
             extra={"requested_host": settings.host},
         )
     uvicorn.run(

@@ -63,9 +63,7 @@ class Metrics:
         self.rejected = Counter(
             "qunguard_overload_rejections", "Requests refused with 503 (queue full)", registry=r
         )
-        self.messages = Counter(
-            "qunguard_messages", "Messages classified", ["flagged"], registry=r
-        )
+        self.messages = Counter("qunguard_messages", "Messages classified", ["flagged"], registry=r)
         self.labels = Counter(
             "qunguard_labels", "Labels emitted on classified messages", ["label"], registry=r
         )

@@ -83,14 +83,15 @@ def test_read_reports_rejects_what_export_never_writes(tmp_path: Path) -> None:
         read_reports(path)
 
 
-# An invented ad slang ("meow shop has new stock, poke my avatar for a surprise"): no contact,
-# no lexicon term, and the tiny model trained on our corpus does not score it as an ad.
-SLANG_AD = "喵喵铺子上新啦，戳我头像康康有惊喜"
+# An invented ad slang ("the little bear cabinet is full again, old friends knock on the window
+# for samples"): no contact, no lexicon term, and the tiny model trained on our corpus does not
+# score it as an ad (the earlier "喵喵铺子上新啦" became one when the corpus grew: 上新).
+SLANG_AD = "小熊柜子又满了，老朋友敲窗领小样"
 # Moderators report the slang in the several messages it came in, not just the one.
 SLANG_MORE = [
-    "喵喵铺子今天上新，戳头像康康",
-    "戳我头像康康喵喵铺子的惊喜",
-    "喵喵铺子有惊喜，戳我头像",
+    "小熊柜子满啦，敲窗领小样",
+    "老朋友敲窗，小熊柜子有小样",
+    "小熊柜子今天又满了 敲窗来拿",
 ]
 CLEAN = ["谢谢大家", "中午吃什么", "下午三点开会"]
 # Tiny models on a 40-line corpus: more epochs than tiny.json's 2, so that they learn at all.

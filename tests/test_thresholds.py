@@ -12,6 +12,7 @@ from models.labels import TEXT_LABELS
 from models.release import ReleaseError, TextModel, read_manifest
 from tests.ml_fixtures import copy_release, train_tiny, write_tiny_corpus
 from training.data import Example
+from training.evaluate import train_command
 from training.rollout import Layout
 from training.thresholds import (
     CONFUSION_AXES,
@@ -141,6 +142,25 @@ def test_tuned_release_is_a_new_servable_version(trained: Path, tmp_path: Path) 
     assert (source / "manifest.json").read_bytes() == before  # the source is untouched
     again = write_tuned_release(source, tuned, releases=layout.releases)
     assert again.name.rsplit("-", 1)[1] == str(int(folder.name.rsplit("-", 1)[1]) + 1)
+
+
+def test_a_tuned_copy_remembers_the_settings_training_ran_with(
+    trained: Path, tmp_path: Path
+) -> None:
+    releases = tmp_path / "releases"
+    source = copy_release(trained, releases, SOURCE)
+    trained_caps = read_manifest(source).config.get("label_clean_fpr")
+    folder = write_tuned_release(
+        source,
+        dict.fromkeys(TEXT_LABELS, 0.3),
+        releases=releases,
+        config={"label_clean_fpr": {"insult": 0.004}},
+    )
+    manifest = read_manifest(folder)
+    assert manifest.config["label_clean_fpr"] == {"insult": 0.004}  # what chose the thresholds
+    assert manifest.metrics["tuned_from"]["config"] == {"label_clean_fpr": trained_caps}
+    command = train_command(manifest)  # the model card's training command: as trained
+    assert "insult=0.004" not in command
 
 
 def test_invalid_thresholds_write_nothing(trained: Path, tmp_path: Path) -> None:

@@ -182,7 +182,7 @@ ONNX{" and quantised to int8" if manifest.quantized else ""}. Input is the share
 ## Data
 Trained on our hand-written corpus (`data/corpus/`) and the public sets in `../shared/datasets/`
 (COLD train/dev, SWSR, Minecraft QQ-group ads train, LCCC clean chat). Sizes: {sizes}.
-Trained by `{_train_command(manifest)}` in {manifest.metrics.get("train_minutes")} minutes.
+Trained by `{train_command(manifest)}` in {manifest.metrics.get("train_minutes")} minutes.
 File hashes are in `manifest.json` (`data.files`). COLD test, the QQ-group ad test, our held-out
 corpus part and the held-out LCCC part were never trained on.
 
@@ -224,8 +224,12 @@ def _label_caps(manifest: Manifest) -> str:
     return "".join(f" ({label}: {share})" for label, share in caps.items())  # " (insult: 0.003)"
 
 
-def _train_command(manifest: Manifest) -> str:
-    config = manifest.config
+def train_command(manifest: Manifest) -> str:
+    """The training command as run: a tuned copy's config holds the tuning's settings, and
+    `tuned_from.config` the ones training ran with."""
+    tuned = manifest.metrics.get("tuned_from")
+    before = tuned.get("config") if isinstance(tuned, dict) else None
+    config = {**manifest.config, **(before or {})}
     return (
         f"python -m training.train --config {config.get('config_file')} --target-precision "
         f"{config.get('target_precision')} --max-clean-fpr {config.get('max_clean_fpr', 0)}"

@@ -242,6 +242,7 @@ def write_tuned_release(
     )
     if fusion is not None:
         raw["fusion"] = dict(fusion)
+    trained_with = {k: raw.get("config", {}).get(k) for k in config or {}}
     if config:
         raw["config"] = {**raw.get("config", {}), **config}
     metrics = {k: v for k, v in raw.get("metrics", {}).items() if k not in ("evaluation", "gate")}
@@ -249,6 +250,7 @@ def write_tuned_release(
         "release": source.name,
         "thresholds": old_thresholds,
         "fusion": raw_fusion_before,
+        "config": trained_with,  # the settings training ran with, where tuning changed them
     }
     raw["metrics"] = metrics
     summary = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()) or "none changed"
