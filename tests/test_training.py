@@ -213,6 +213,17 @@ def test_training_refuses_a_bad_version_before_training(
     assert "--version must look like" in capsys.readouterr().err
 
 
+def test_training_refuses_a_negative_lccc_limit(
+    tiny_corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(
+            ["--config", str(TINY_CONFIG), "--corpus", str(tiny_corpus), "--lccc-limit", "-5"]
+        )
+    assert exit_info.value.code == 2
+    assert "--lccc-limit must be 0 or more" in capsys.readouterr().err
+
+
 def test_drop_chars_deletes_about_the_rate_and_keeps_short_texts() -> None:
     random.seed(0)
     text = "今天下午三点在二楼会议室开会请大家准时参加不要迟到" * 20
