@@ -99,6 +99,7 @@ def test_cold_dev_macro_f1_counts_only_cold_dev_rows_at_the_insult_threshold() -
         (["--target-precision", "1.5"], "not between 0 and 1"),
         (["--label-clean-fpr", "insult=-0.1"], "not between 0 and 1"),
         (["--label-clean-fpr", "insults=0.1"], "unknown label"),
+        (["--releases", "/nonexistent/releases"], "no releases folder"),
     ],
 )
 def test_bad_arguments_are_refused_with_a_message(

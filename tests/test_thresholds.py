@@ -163,6 +163,13 @@ def test_a_tuned_copy_remembers_the_settings_training_ran_with(
     assert "insult=0.004" not in command
 
 
+def test_a_missing_releases_folder_is_refused_not_created(trained: Path, tmp_path: Path) -> None:
+    source = copy_release(trained, tmp_path / "releases", SOURCE)
+    with pytest.raises(ReleaseError, match="no releases folder"):
+        write_tuned_release(source, dict.fromkeys(TEXT_LABELS, 0.3), releases=tmp_path / "typo")
+    assert not (tmp_path / "typo").exists()
+
+
 def test_invalid_thresholds_write_nothing(trained: Path, tmp_path: Path) -> None:
     releases = tmp_path / "releases"
     source = copy_release(trained, releases, SOURCE)

@@ -202,26 +202,20 @@ def test_training_refuses_missing_corpus_and_config(
     assert "cannot use the configuration" in capsys.readouterr().err
 
 
-def test_training_refuses_a_bad_version_before_training(
-    tiny_corpus: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--version", "exp-a"], "--version must look like"),
+        (["--lccc-limit", "-5"], "--lccc-limit must be 0 or more"),
+    ],
+)
+def test_training_refuses_a_bad_argument_before_training(
+    tiny_corpus: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
 ) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        train_main(
-            ["--config", str(TINY_CONFIG), "--corpus", str(tiny_corpus), "--version", "exp-a"]
-        )
+        train_main(["--config", str(TINY_CONFIG), "--corpus", str(tiny_corpus), *extra])
     assert exit_info.value.code == 2
-    assert "--version must look like" in capsys.readouterr().err
-
-
-def test_training_refuses_a_negative_lccc_limit(
-    tiny_corpus: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        train_main(
-            ["--config", str(TINY_CONFIG), "--corpus", str(tiny_corpus), "--lccc-limit", "-5"]
-        )
-    assert exit_info.value.code == 2
-    assert "--lccc-limit must be 0 or more" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def test_drop_chars_deletes_about_the_rate_and_keeps_short_texts() -> None:

@@ -127,12 +127,12 @@ def cold_dev_macro_f1(
 ) -> float:
     """COLD's macro-F1 on its dev rows under the chosen insult weights and threshold: the
     dev-side view of what an insult clean-chat cap costs on COLD (its test set stays unseen)."""
-    rows = np.array([e.source == "cold/dev" for e in dev])
-    if not rows.any():
+    rows = [i for i, e in enumerate(dev) if e.source == "cold/dev"]
+    if not rows:
         return float("nan")
-    insult = TEXT_LABELS.index("insult")
-    fused = fused_scores(scores, analyses, choice.weights)[rows, insult]
-    truth = targets_of(dev)[rows, insult].astype(bool)
+    insult = TEXT_LABELS.index("insult")  # fused on the COLD rows alone, not the whole dev set
+    fused = fused_scores(scores[rows], [analyses[i] for i in rows], choice.weights)[:, insult]
+    truth = np.array(["insult" in dev[i].labels for i in rows])
     return binary_macro_f1(truth, fused >= choice.thresholds["insult"])
 
 
@@ -150,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--dry-run", action="store_true", help="print, write no release")
     args = parser.parse_args(argv)
+    if not args.dry_run and not args.releases.is_dir():  # refuse before minutes of tuning
+        parser.error(f"no releases folder at {args.releases}")
     releases = list_releases(args.releases)
     folder = args.release or (releases[-1] if releases else None)
     if folder is None:

@@ -222,6 +222,8 @@ def write_tuned_release(
     be the newest under `releases`, or the service would not serve it.
     """
     source, releases = Path(source), Path(releases)
+    if not releases.is_dir():  # a mistyped folder would hold a release nobody serves
+        raise ReleaseError(f"no releases folder at {releases}")
     raw: dict[str, Any] = json.loads((source / "manifest.json").read_text(encoding="utf-8"))
     version = next_version([*Layout(releases).folders(), source.parent], today)
     newest = list_releases(releases)
