@@ -24,3 +24,14 @@ def test_corpus_is_large_enough_for_every_label() -> None:
     for label in TEXT_LABELS:
         assert counts[label] >= MIN_PER_LABEL, f"{label}: {counts[label]}"
     assert counts["clean"] >= MIN_CLEAN
+
+
+def test_check_reports_bad_rows_and_unreadable_files(tmp_path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('[1, 2]\n{"text": "x", "labels": ["nope"], "source": "s"}\nnot json\n', "utf-8")
+    problems = check_files([bad, tmp_path / "missing.jsonl"])
+    assert any("not a JSON object" in p for p in problems)
+    assert any("unknown labels ['nope']" in p for p in problems)
+    assert any("length 1" in p for p in problems)
+    assert any("not JSON" in p for p in problems)
+    assert any("missing.jsonl: cannot read" in p for p in problems)

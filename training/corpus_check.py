@@ -6,6 +6,7 @@ Standard library only, so corpus writers can run it before anything is installed
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections import Counter
@@ -21,7 +22,12 @@ def check_files(paths: list[Path]) -> list[str]:
     label_counts: Counter[str] = Counter()
     for path in paths:
         rows = 0
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{path}: cannot read ({exc})")
+            continue
+        for lineno, line in enumerate(lines, 1):
             where = f"{path}:{lineno}"
             if not line.strip():
                 continue
@@ -29,6 +35,9 @@ def check_files(paths: list[Path]) -> list[str]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 problems.append(f"{where}: not JSON ({exc})")
+                continue
+            if not isinstance(row, dict):
+                problems.append(f"{where}: not a JSON object")
                 continue
             text, labels, source = row.get("text"), row.get("labels"), row.get("source")
             if not isinstance(text, str) or not isinstance(labels, list) or not source:
@@ -52,7 +61,11 @@ def check_files(paths: list[Path]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    problems = check_files([Path(arg) for arg in argv])
+    parser = argparse.ArgumentParser(
+        prog="python -m training.corpus_check", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("files", nargs="+", type=Path, help="corpus JSONL files")
+    problems = check_files(parser.parse_args(argv).files)
     for problem in problems[:50]:
         print(problem)
     if len(problems) > 50:
