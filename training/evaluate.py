@@ -181,7 +181,8 @@ ONNX{" and quantised to int8" if manifest.quantized else ""}. Input is the share
 
 ## Data
 Trained on our hand-written corpus (`data/corpus/`) and the public sets in `../shared/datasets/`
-(COLD train/dev, SWSR, Minecraft QQ-group ads train, LCCC clean chat). Sizes: {sizes}.
+(COLD train/dev, SWSR, Minecraft QQ-group ads train, LCCC clean chat). Split sizes when
+trained: {sizes}; the evaluation below scores today's sets (its support column).
 Trained by `{train_command(manifest)}` in {manifest.metrics.get("train_minutes")} minutes.
 File hashes are in `manifest.json` (`data.files`). COLD test, the QQ-group ad test, our held-out
 corpus part and the held-out LCCC part were never trained on.
