@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {choice.thresholds[label]} | {choice.dev_f1[label]:.3f} "
             f"| {choice.current_f1[label]:.3f} |"
         )
-    print(f"\ndev clean chat flagged by any label: {choice.clean_flagged:.2%}")
+    print(f"\ndev clean chat flagged by any label: {choice.clean_flagged:.3%}")
     cold = cold_dev_macro_f1(dev, scores, analyses, choice)
     print(f"COLD dev macro-F1 at the insult threshold: {cold:.3f}")
     if args.dry_run:
