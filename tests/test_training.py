@@ -229,9 +229,9 @@ def test_drop_chars_deletes_about_the_rate_and_keeps_short_texts() -> None:
 
 
 def test_rows_repeat_by_source() -> None:
-    cfg = TrainConfig(corpus_repeat=4, group_chat_repeat=3)
+    cfg = TrainConfig(corpus_repeat=4, group_chat_repeat=3, clean_chat_repeat=2)
     sources = ["hand/ad/yinliu", "report/17", "mc_qq/train", "mc_qq/ads.txt", "cold/train", "lccc"]
-    assert repeats_for(sources, cfg) == [4, 4, 3, 3, 1, 1]
+    assert repeats_for(sources, cfg) == [4, 4, 3, 3, 1, 2]
     assert repeats_for(sources, TrainConfig(corpus_repeat=1)) == [1] * 6
 
 

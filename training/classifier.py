@@ -36,6 +36,7 @@ class TrainConfig:
     warmup_steps: int = 200
     corpus_repeat: int = 2  # our hand-written corpus is seen this many times per epoch
     group_chat_repeat: int = 1  # real QQ group chat (mc_qq), likewise: the closest public data
+    clean_chat_repeat: int = 1  # LCCC clean chat, likewise: what the clean-chat caps measure
     char_drop: float = 0.0  # share of characters deleted at random from each training text
     min_char_freq: int = 2
     max_vocab: int = 8000
@@ -51,12 +52,15 @@ class TrainConfig:
 def repeats_for(sources: Sequence[str], cfg: TrainConfig) -> list[int]:
     """How often each training row is seen per epoch, by its source: our hand-written corpus
     and moderators' reports (`hand/`, `report/`) `corpus_repeat` times, real group chat
-    (`mc_qq/`) `group_chat_repeat` times, the large public sets once."""
+    (`mc_qq/`) `group_chat_repeat` times, LCCC clean chat `clean_chat_repeat` times, the other
+    public sets once."""
 
     def repeat(source: str) -> int:
         if source.startswith(("hand/", "report/")):
             return cfg.corpus_repeat
-        return cfg.group_chat_repeat if source.startswith("mc_qq/") else 1
+        if source.startswith("mc_qq/"):
+            return cfg.group_chat_repeat
+        return cfg.clean_chat_repeat if source == "lccc" else 1
 
     return [repeat(source) for source in sources]
 
