@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 from models.labels import TEXT_LABELS
 from models.paths import DATA_DIR
@@ -26,7 +27,7 @@ def test_corpus_is_large_enough_for_every_label() -> None:
     assert counts["clean"] >= MIN_CLEAN
 
 
-def test_check_reports_bad_rows_and_unreadable_files(tmp_path) -> None:
+def test_check_reports_bad_rows_and_unreadable_files(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('[1, 2]\n{"text": "x", "labels": ["nope"], "source": "s"}\nnot json\n', "utf-8")
     problems = check_files([bad, tmp_path / "missing.jsonl"])

@@ -203,11 +203,23 @@ def test_training_refuses_missing_corpus_and_config(
     assert "cannot use the configuration" in capsys.readouterr().err
 
 
+def test_a_configuration_with_a_bad_repeat_is_refused(
+    tiny_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "bad.json"
+    config.write_text('{"train": {"clean_chat_repeat": -1}}', encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(["--config", str(config), "--corpus", str(tiny_corpus)])
+    assert exit_info.value.code == 2
+    assert "clean_chat_repeat must be a whole number of 1 or more" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
         (["--version", "exp-a"], "--version must look like"),
         (["--lccc-limit", "-5"], "--lccc-limit must be 0 or more"),
+        (["--epochs", "0"], "--epochs must be 1 or more"),
     ],
 )
 def test_training_refuses_a_bad_argument_before_training(

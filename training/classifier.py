@@ -48,6 +48,12 @@ class TrainConfig:
     progress: bool = True
     log: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        for name in ("corpus_repeat", "group_chat_repeat", "clean_chat_repeat", "epochs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number of 1 or more, not {value!r}")
+
 
 def repeats_for(sources: Sequence[str], cfg: TrainConfig) -> list[int]:
     """How often each training row is seen per epoch, by its source: our hand-written corpus

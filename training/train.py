@@ -157,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.monotonic()
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be 1 or more, not {args.epochs}")
     if args.lccc_limit is not None and args.lccc_limit < 0:
         parser.error(f"--lccc-limit must be 0 or more, not {args.lccc_limit}")
     if args.version is not None:  # refuse a bad version now, not after an hour of training
