@@ -17,6 +17,7 @@ from training.classifier import TrainConfig, drop_chars, repeats_for
 from training.data import Example, build_splits, datasets_dir, dedup_key
 from training.metrics import threshold_for_precision
 from training.threshold_rule import choose_thresholds, clean_caps, label_value, threshold_for_fpr
+from training.train import load_config
 from training.train import main as train_main
 
 TINY_CONFIG = Path(__file__).resolve().parents[1] / "training" / "configs" / "tiny.json"
@@ -268,3 +269,37 @@ def test_one_label_can_get_its_own_clean_chat_cap() -> None:
     assert chosen["ad"] == pytest.approx(0.7501)  # none may
     with pytest.raises(argparse.ArgumentTypeError):
         label_value("insults=0.1")
+
+
+CONFIGS = TINY_CONFIG.parent
+
+
+def test_a_variant_config_changes_only_what_it_names() -> None:
+    base_model, base_train = load_config(CONFIGS / "cnn_large.json")
+    model, train = load_config(CONFIGS / "cnn_large_chat2.json")
+    assert model == base_model
+    assert (train.clean_chat_repeat, train.epochs) == (2, 6)
+    assert train.group_chat_repeat == base_train.group_chat_repeat == 4
+    assert train.learning_rate == base_train.learning_rate
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"extends": "self.json"}, "extends itself"),
+        ({"train": {"seed": "13"}}, "seed: Input should be a valid integer"),
+        ({"train": {"epochs": 2.5}}, "epochs: Input should be a valid integer"),
+        ({"train": {"batch_sise": 64}}, "batch_sise: Unexpected keyword argument"),
+        ({"train": {"batch_size": 0}}, "batch_size must be a whole number of 1 or more"),
+        ({"train": {"char_drop": 1.5}}, "char_drop must be at least 0 and below 1"),
+        ({"model": {"architecture": "rnn"}}, "architecture must be one of"),
+        ({"model": {"kernel_sizes": []}}, "kernel_sizes must be widths of 1 or more"),
+    ],
+)
+def test_a_bad_config_is_refused_naming_the_setting(
+    tmp_path: Path, config: dict[str, object], message: str
+) -> None:
+    path = tmp_path / "self.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        load_config(path)

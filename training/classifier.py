@@ -10,11 +10,13 @@ import math
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import ConfigDict
+from pydantic.dataclasses import dataclass
 from tqdm import tqdm
 
 from models.labels import TEXT_LABELS
@@ -25,7 +27,9 @@ from training.metrics import macro_f1, per_label
 from training.neural import ModelConfig, build_from_pretrained, build_model
 
 
-@dataclass
+@dataclass(
+    config=ConfigDict(strict=True, extra="forbid")
+)  # pydantic checks the types a JSON config gives
 class TrainConfig:
     """Optimisation settings; stored in the release manifest with the model configuration."""
 
@@ -49,10 +53,21 @@ class TrainConfig:
     log: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        for name in ("corpus_repeat", "group_chat_repeat", "clean_chat_repeat", "epochs"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a whole number of 1 or more, not {value!r}")
+        """Ranges pydantic's types do not say: a zero batch or repeat would fail (or train on
+        nothing) only after the data is loaded."""
+        for name in (
+            "epochs", "batch_size", "warmup_steps", "corpus_repeat", "group_chat_repeat",
+            "clean_chat_repeat", "max_vocab", "ngram_buckets", "threads",
+        ):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"{name} must be a whole number of 1 or more, not {getattr(self, name)!r}"
+                )
+        for name in ("learning_rate", "max_minutes"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be more than 0, not {getattr(self, name)!r}")
+        if not 0 <= self.char_drop < 1:
+            raise ValueError(f"char_drop must be at least 0 and below 1, not {self.char_drop!r}")
 
 
 def repeats_for(sources: Sequence[str], cfg: TrainConfig) -> list[int]:

@@ -59,6 +59,11 @@ class FusionChoice:
     current_f1: dict[str, float]
     clean_flagged: float  # share of the dev clean-chat rows that any label flags
 
+    @property
+    def dev_macro_f1(self) -> float:
+        """Mean dev F1 over the labels, as served (these fusion weights and thresholds)."""
+        return float(np.mean(list(self.dev_f1.values())))
+
     def overrides(self) -> dict[str, object]:
         """The manifest's `fusion` key (models.fusion.load_fusion_weights reads it)."""
         return {
@@ -187,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             f"| {choice.thresholds[label]} | {choice.dev_f1[label]:.3f} "
             f"| {choice.current_f1[label]:.3f} |"
         )
-    print(f"\ndev clean chat flagged by any label: {choice.clean_flagged:.3%}")
+    print(f"\ndev macro-F1: {choice.dev_macro_f1:.4f}")
+    print(f"dev clean chat flagged by any label: {choice.clean_flagged:.3%}")
     cold = cold_dev_macro_f1(dev, scores, analyses, choice)
     print(f"COLD dev macro-F1 at the insult threshold: {cold:.3f}")
     if args.dry_run:

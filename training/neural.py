@@ -16,18 +16,24 @@ Two architectures share one forward signature
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ConfigDict
+from pydantic.dataclasses import dataclass
 from torch import nn
 
 from models.release import INPUT_NAMES
 from models.text.tokenizer import CLS, PAD, UNK, CharTokenizer
 
+ARCHITECTURES = ("cnn", "transformer")
 
-@dataclass
+
+@dataclass(
+    config=ConfigDict(strict=True, extra="forbid")
+)  # pydantic checks the types a JSON config gives
 class ModelConfig:
     """Architecture hyper-parameters; stored in the release manifest."""
 
@@ -43,6 +49,20 @@ class ModelConfig:
     heads: int = 4
     intermediate: int = 512
     max_len: int = 128
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"architecture must be one of {ARCHITECTURES}, not {self.architecture!r}"
+            )
+        sizes = ("embed_dim", "filters", "hidden", "layers", "heads", "intermediate", "max_len")
+        for name in sizes:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be 1 or more, not {getattr(self, name)!r}")
+        if not self.kernel_sizes or min(self.kernel_sizes) < 1:
+            raise ValueError(f"kernel_sizes must be widths of 1 or more, not {self.kernel_sizes!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be at least 0 and below 1, not {self.dropout!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

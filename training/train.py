@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from models.labels import TEXT_LABELS
 from models.release import Manifest, list_releases, version_key, write_release
@@ -56,14 +57,37 @@ QUANTISE_TOLERANCE = 0.005  # int8 is kept when dev macro-F1 drops by at most 0.
 
 
 def load_config(path: Path) -> tuple[ModelConfig, TrainConfig]:
-    """One JSON file per model: {"model": {...ModelConfig}, "train": {...TrainConfig}}."""
-    raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    return ModelConfig(**raw.get("model", {})), TrainConfig(**raw.get("train", {}))
+    """One JSON file per model: {"model": {...ModelConfig}, "train": {...TrainConfig}}, or
+    {"extends": "other.json", ...} for a variant that changes a few settings of another file
+    (named relative to this one). Bad settings raise ValueError naming them."""
+    raw = _read_config(Path(path), seen=())
+    try:
+        return ModelConfig(**raw.get("model", {})), TrainConfig(**raw.get("train", {}))
+    except ValidationError as exc:
+        raise ValueError("; ".join(map(_setting_error, exc.errors()))) from None
 
 
-def macro_f1_of(choice: FusionChoice) -> float:
-    """Mean dev F1 over the labels, as served (fusion and thresholds of `choice`)."""
-    return float(np.mean(list(choice.dev_f1.values())))
+def _setting_error(error: Any) -> str:
+    """pydantic's error as one line: "seed: Input should be a valid integer"; the range checks'
+    own messages already name their setting."""
+    where = ".".join(map(str, error["loc"]))
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+def _read_config(path: Path, seen: tuple[Path, ...]) -> dict[str, dict[str, Any]]:
+    if path.resolve() in seen:
+        raise ValueError(f"{path} extends itself (through {', '.join(map(str, seen))})")
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path} is not a JSON object")
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    merged = _read_config(path.parent / str(base), (*seen, path.resolve()))
+    for part, settings in raw.items():
+        merged[part] = {**merged.get(part, {}), **settings}
+    return merged
 
 
 def next_version(root: Path | Iterable[Path], today: dt.date | None = None) -> str:
@@ -230,14 +254,14 @@ def main(argv: list[str] | None = None) -> int:
         say(f"ONNX export matches torch (max gap {gap:.1e})")
         dev_scores = onnx_scores(fp32, classifier.tokenizer, dev_prepared, model_cfg.max_len)
         choice = tuned(dev_scores)
-        dev_f1 = macro_f1_of(choice)
+        dev_f1 = choice.dev_macro_f1
         chosen, quantized, notes = fp32, False, []
         if not args.no_quantize:
             int8 = Path(tmp) / "model.int8.onnx"
             quantize(fp32, int8)
             q_scores = onnx_scores(int8, classifier.tokenizer, dev_prepared, model_cfg.max_len)
             q_choice = tuned(q_scores)
-            q_f1 = macro_f1_of(q_choice)
+            q_f1 = q_choice.dev_macro_f1
             notes.append(f"dev macro-F1 fp32 {dev_f1:.4f}, int8 {q_f1:.4f}")
             if dev_f1 - q_f1 <= QUANTISE_TOLERANCE:
                 chosen, quantized, choice, dev_f1 = int8, True, q_choice, q_f1
