@@ -41,6 +41,13 @@ class TrainConfig:
     corpus_repeat: int = 2  # our hand-written corpus is seen this many times per epoch
     group_chat_repeat: int = 1  # real QQ group chat (mc_qq), likewise: the closest public data
     clean_chat_repeat: int = 1  # LCCC clean chat, likewise: what the clean-chat caps measure
+    # Hard-example mining (training/hard_examples.py) with a committed release: the
+    # `hard_negatives` LCCC rows it comes closest to flagging are seen `hard_negative_repeat`
+    # times as often, the training positives it misses `hard_positive_repeat` times.
+    hard_mining_release: str | None = None
+    hard_negatives: int = 0
+    hard_negative_repeat: int = 1
+    hard_positive_repeat: int = 1
     char_drop: float = 0.0  # share of characters deleted at random from each training text
     min_char_freq: int = 2
     max_vocab: int = 8000
@@ -57,7 +64,8 @@ class TrainConfig:
         nothing) only after the data is loaded."""
         for name in (
             "epochs", "batch_size", "warmup_steps", "corpus_repeat", "group_chat_repeat",
-            "clean_chat_repeat", "max_vocab", "ngram_buckets", "threads",
+            "clean_chat_repeat", "hard_negative_repeat", "hard_positive_repeat", "max_vocab",
+            "ngram_buckets", "threads",
         ):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(
@@ -66,6 +74,11 @@ class TrainConfig:
         for name in ("learning_rate", "max_minutes"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be more than 0, not {getattr(self, name)!r}")
+        if self.hard_negatives < 0:
+            raise ValueError(f"hard_negatives must be 0 or more, not {self.hard_negatives!r}")
+        mining = self.hard_negatives > 0 or self.hard_positive_repeat > 1
+        if mining and not self.hard_mining_release:
+            raise ValueError("hard_negatives and hard_positive_repeat need hard_mining_release")
         if not 0 <= self.char_drop < 1:
             raise ValueError(f"char_drop must be at least 0 and below 1, not {self.char_drop!r}")
 

@@ -39,6 +39,7 @@ from training.data import (
 )
 from training.export import export_checked, onnx_scores, quantize
 from training.fusion_tuning import FusionChoice, tune_fusion
+from training.hard_examples import hard_multipliers
 from training.neural import ModelConfig
 from training.reports import read_reports
 from training.rollout import CANDIDATES_DIR, Layout
@@ -194,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         model_cfg, train_cfg = load_config(args.config)
     except (OSError, ValueError, TypeError) as exc:
         parser.error(f"cannot use the configuration {args.config}: {exc}")
+    mining = train_cfg.hard_mining_release
+    if mining and not (Path(mining) / "manifest.json").is_file():
+        parser.error(f"hard_mining_release {mining} is not a release folder (no manifest.json)")
     if args.epochs is not None:
         train_cfg.epochs = args.epochs
     if args.init_from:
@@ -215,6 +219,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     say(f"train {len(splits.train)}  dev {len(splits.dev)}  heldout {len(splits.heldout)}")
     repeats = repeats_for([e.source for e in splits.train], train_cfg)
+    if mining:
+        multipliers, mined = hard_multipliers(
+            splits.train,
+            Path(mining),
+            negatives=train_cfg.hard_negatives,
+            negative_repeat=train_cfg.hard_negative_repeat,
+            positive_repeat=train_cfg.hard_positive_repeat,
+        )
+        repeats = [r * m for r, m in zip(repeats, multipliers, strict=True)]
+        train_cfg.log.append(mined)
+        say(mined)
     dev_texts = [e.text for e in splits.dev]
     dev_truth, dev_masks = targets_of(splits.dev), masks_of(splits.dev)
     # Thresholds are chosen on annotated rows of the chosen sources only.
