@@ -25,6 +25,7 @@ from models.text.pipeline import analyze, model_text
 from models.text.tokenizer import CharTokenizer, Encoded
 from training.metrics import macro_f1, per_label
 from training.neural import ModelConfig, build_from_pretrained, build_model
+from training.rewrite import Rewriter
 
 
 @dataclass(
@@ -48,6 +49,10 @@ class TrainConfig:
     hard_negatives: int = 0
     hard_negative_repeat: int = 1
     hard_positive_repeat: int = 1
+    # Shares of training texts rewritten, fresh each time seen, with homophones (沙比 for 傻逼)
+    # and with two characters in pinyin (training/rewrite.py): evasions normalisation leaves.
+    homophone_rate: float = 0.0
+    pinyin_rate: float = 0.0
     char_drop: float = 0.0  # share of characters deleted at random from each training text
     min_char_freq: int = 2
     max_vocab: int = 8000
@@ -79,8 +84,11 @@ class TrainConfig:
         mining = self.hard_negatives > 0 or self.hard_positive_repeat > 1
         if mining and not self.hard_mining_release:
             raise ValueError("hard_negatives and hard_positive_repeat need hard_mining_release")
-        if not 0 <= self.char_drop < 1:
-            raise ValueError(f"char_drop must be at least 0 and below 1, not {self.char_drop!r}")
+        for name in ("char_drop", "homophone_rate", "pinyin_rate"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(
+                    f"{name} must be at least 0 and below 1, not {getattr(self, name)!r}"
+                )
 
 
 def repeats_for(sources: Sequence[str], cfg: TrainConfig) -> list[int]:
@@ -194,6 +202,7 @@ class NeuralTextClassifier:
                 * max(0.05, 1.0 - step / max(total_steps, 1))
             ),
         )
+        rewriter = Rewriter(prepared, cfg.seed) if cfg.homophone_rate or cfg.pinyin_rate else None
         deadline = time.monotonic() + cfg.max_minutes * 60
         dev_prepared = prepare(dev_texts) if len(dev_texts) else []
         best_state, best_score = None, -1.0
@@ -204,6 +213,11 @@ class NeuralTextClassifier:
             bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress)
             for batch_index in bar:
                 batch_texts = [prepared[i] for i in batch_index]
+                if rewriter is not None:
+                    batch_texts = [
+                        rewriter.augment(t, cfg.homophone_rate, cfg.pinyin_rate)
+                        for t in batch_texts
+                    ]
                 if cfg.char_drop > 0:
                     batch_texts = [drop_chars(t, cfg.char_drop) for t in batch_texts]
                 enc = self.tokenizer.encode(batch_texts, mcfg.max_len)

@@ -1,0 +1,93 @@
+"""Evasion rewritings (training/rewrite.py), the augmentation built on them, and the
+robustness command that measures a release on rewritten held-out messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from models.release import read_manifest
+from models.text.normalize import is_han, normalize
+from models.text.pinyin import syllable
+from tests.conftest import TINY_VERSION
+from tests.ml_fixtures import TINY_CONFIG, train_tiny, write_tiny_corpus
+from training.classifier import TrainConfig
+from training.rewrite import Rewriter
+from training.robustness import main as robustness_main
+
+TEXTS = [
+    "你这个傻逼快滚",
+    "沙比沙比杀笔",
+    "加我微信领红包",
+    "明天下午三点开会",
+    "群里不要发广告",
+] * 3
+MESSAGE = "你这个傻逼加我微信123"
+
+
+def test_homophones_swap_at_most_two_characters_for_ones_that_sound_the_same() -> None:
+    rewriter = Rewriter(TEXTS, seed=3)
+    for _ in range(20):
+        rewritten = rewriter.homophones_of(MESSAGE)
+        changed = [(a, b) for a, b in zip(MESSAGE, rewritten, strict=True) if a != b]
+        assert len(changed) <= 2
+        assert all(syllable(a) == syllable(b) for a, b in changed)
+    assert any(rewriter.homophones_of(MESSAGE) != MESSAGE for _ in range(5))
+
+
+def test_pinyin_writes_two_neighbouring_characters_in_letters() -> None:
+    rewritten = Rewriter(TEXTS, seed=3).pinyin(MESSAGE)
+    assert len(rewritten) > len(MESSAGE)
+    han_left = [ch for ch in rewritten if is_han(ch)]
+    assert len(han_left) == sum(map(is_han, MESSAGE)) - 2
+    assert Rewriter(TEXTS, seed=3).pinyin("ok 123") == "ok 123"  # nothing to rewrite
+
+
+@pytest.mark.parametrize("kind", ["separators", "traditional", "digits"])
+def test_normalisation_undoes_the_rewritings_it_is_built_for(kind: str) -> None:
+    rewritten = Rewriter(TEXTS, seed=5).kinds()[kind](MESSAGE)
+    assert rewritten != MESSAGE
+    assert normalize(rewritten).text == normalize(MESSAGE).text
+
+
+def test_augmentation_rewrites_only_at_its_rates() -> None:
+    rewriter = Rewriter(TEXTS, seed=1)
+    assert all(rewriter.augment(MESSAGE, 0.0, 0.0) == MESSAGE for _ in range(20))
+    changed = sum(rewriter.augment(MESSAGE, 0.5, 0.0) != MESSAGE for _ in range(400))
+    assert 150 < changed < 250
+    with pytest.raises(ValueError, match="homophone_rate must be at least 0 and below 1"):
+        TrainConfig(homophone_rate=1.0)
+
+
+def test_training_with_evasion_augmentation_records_its_rates(tmp_path: Path) -> None:
+    config = tmp_path / "evasion.json"
+    rates = {"homophone_rate": 0.5, "pinyin_rate": 0.5}
+    config.write_text(json.dumps({"extends": str(TINY_CONFIG), "train": rates}), encoding="utf-8")
+    corpus = write_tiny_corpus(tmp_path / "corpus", lines=20)
+    folder = train_tiny(corpus, tmp_path / "out", "2026.01.03-1", "--config", str(config))
+    train = read_manifest(folder).config["train"]
+    assert (train["homophone_rate"], train["pinyin_rate"]) == (0.5, 0.5)
+
+
+def test_robustness_prints_recall_for_each_rewriting(
+    tiny_releases: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert robustness_main(["--release", str(tiny_releases / TINY_VERSION)]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "rewriting" not in line]
+    names = [row.split("|")[1].strip() for row in rows]
+    assert names == ["as written", "separators", "traditional", "homophones", "pinyin", "digits"]
+    for row in rows:
+        values = [float(cell) for cell in row.strip("|").split("|")[1:]]
+        assert len(values) == 10 and all(0 <= v <= 1 for v in values)
+
+
+def test_robustness_refuses_a_folder_that_is_not_a_release(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        robustness_main(["--release", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "cannot load the release" in capsys.readouterr().err

@@ -1,0 +1,76 @@
+"""Rewriting messages the way evaders do: homophones, pinyin, separators, traditional
+characters, circled digits. `training.robustness` measures a release on rewritten held-out
+messages; training can rewrite a share of its texts the same way (homophones and pinyin, the
+two kinds text normalisation cannot undo), so the model learns that 沙比 reads as 傻逼.
+
+Hand-written: no library generates Chinese evasions; pypinyin (through models.text.pinyin)
+gives the readings and OpenCC the traditional forms.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+
+import opencc
+
+from models.text.normalize import is_han
+from models.text.pinyin import syllable
+
+SEPARATORS = ["❤", " ", "·", "🌹", "*", "～", "👉", "  ", "/", "💰"]
+CIRCLED = dict(zip("0123456789", "⓪①②③④⑤⑥⑦⑧⑨", strict=True))
+_TO_TRADITIONAL = opencc.OpenCC("s2t")
+
+
+class Rewriter:
+    """The rewritings, with a homophone table built from the characters of `texts`."""
+
+    def __init__(self, texts: Sequence[str], seed: int) -> None:
+        self.random = random.Random(seed)
+        counts = Counter(ch for text in texts for ch in text if is_han(ch))
+        by_sound: dict[str, list[str]] = defaultdict(list)
+        for ch, n in counts.most_common():
+            if n >= 3 and syllable(ch):
+                by_sound[syllable(ch)].append(ch)
+        self.homophones = {ch: chars for chars in by_sound.values() for ch in chars}
+
+    def kinds(self) -> dict[str, Callable[[str], str]]:
+        return {
+            "separators": self.separators,
+            "traditional": _TO_TRADITIONAL.convert,
+            "homophones": self.homophones_of,
+            "pinyin": self.pinyin,
+            "digits": lambda text: "".join(CIRCLED.get(ch, ch) for ch in text),
+        }
+
+    def separators(self, text: str) -> str:
+        out = []
+        for i, ch in enumerate(text):
+            out.append(ch)
+            if i + 1 < len(text) and is_han(ch) and self.random.random() < 0.5:
+                out.append(self.random.choice(SEPARATORS))
+        return "".join(out)
+
+    def homophones_of(self, text: str) -> str:
+        chars = list(text)
+        spots = [i for i, ch in enumerate(chars) if len(self.homophones.get(ch, ())) > 1]
+        for i in self.random.sample(spots, min(2, len(spots))):
+            chars[i] = self.random.choice([c for c in self.homophones[chars[i]] if c != chars[i]])
+        return "".join(chars)
+
+    def pinyin(self, text: str) -> str:
+        pairs = [i for i in range(len(text) - 1) if is_han(text[i]) and is_han(text[i + 1])]
+        if not pairs:
+            return text
+        i = self.random.choice(pairs)
+        return text[:i] + syllable(text[i]) + syllable(text[i + 1]) + text[i + 2 :]
+
+    def augment(self, text: str, homophone_rate: float, pinyin_rate: float) -> str:
+        """Training augmentation: the homophone rewriting with probability `homophone_rate`,
+        then the pinyin one with probability `pinyin_rate` (fresh draws each time)."""
+        if homophone_rate and self.random.random() < homophone_rate:
+            text = self.homophones_of(text)
+        if pinyin_rate and self.random.random() < pinyin_rate:
+            text = self.pinyin(text)
+        return text
