@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -97,15 +98,23 @@ def test_training_mines_with_a_release_and_records_it(tmp_path: Path, tiny_relea
     assert any(f"mined with {TINY_VERSION}" in note for note in manifest.notes)
 
 
-def test_a_mining_release_that_is_not_a_release_is_refused_before_training(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("broken", ["empty folder", "corrupt model"])
+def test_a_mining_release_that_cannot_score_is_refused_before_training(
+    tmp_path: Path, tiny_releases: Path, capsys: pytest.CaptureFixture[str], broken: str
 ) -> None:
+    release = tmp_path / "release"
+    if broken == "empty folder":
+        release.mkdir()
+    else:
+        shutil.copytree(tiny_releases / TINY_VERSION, release)
+        model_file = read_manifest(release).model_file
+        (release / model_file).write_bytes(b"not an onnx model")
     config = tmp_path / "hard.json"
     config.write_text(
-        json.dumps({"extends": str(TINY_CONFIG), "train": {"hard_mining_release": str(tmp_path)}}),
+        json.dumps({"extends": str(TINY_CONFIG), "train": {"hard_mining_release": str(release)}}),
         encoding="utf-8",
     )
     with pytest.raises(SystemExit) as exit_info:
         train_main(["--config", str(config), "--corpus-only", "--out", str(tmp_path)])
     assert exit_info.value.code == 2
-    assert "is not a release folder" in capsys.readouterr().err
+    assert f"hard_mining_release {release} cannot be used" in capsys.readouterr().err

@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from models.labels import TEXT_LABELS
-from models.release import RELEASES_DIR, ReleaseError, TextModel, list_releases
+from models.release import RELEASES_DIR, ReleaseError, TextModel
 from training.data import Example, build_splits, load_corpus
 from training.evaluate import score_texts
 from training.rewrite import Rewriter
+from training.rollout import Layout
 
 
 def flagged(model: TextModel, texts: Sequence[str]) -> np.ndarray:
@@ -63,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--release", type=Path, help="release folder (default: newest)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    releases = list_releases(RELEASES_DIR)
-    folder = args.release or (releases[-1] if releases else None)
+    folder = args.release or Layout().served()
     if folder is None:
         parser.error(f"no release under {RELEASES_DIR}; name one with --release")
     try:

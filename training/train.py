@@ -27,7 +27,14 @@ import numpy as np
 from pydantic import ValidationError
 
 from models.labels import TEXT_LABELS
-from models.release import Manifest, list_releases, version_key, write_release
+from models.release import (
+    Manifest,
+    ReleaseError,
+    TextModel,
+    list_releases,
+    version_key,
+    write_release,
+)
 from models.text.pipeline import analyze, model_text
 from training.classifier import NeuralTextClassifier, TrainConfig, repeats_for
 from training.data import (
@@ -196,8 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, TypeError) as exc:
         parser.error(f"cannot use the configuration {args.config}: {exc}")
     mining = train_cfg.hard_mining_release
-    if mining and not (Path(mining) / "manifest.json").is_file():
-        parser.error(f"hard_mining_release {mining} is not a release folder (no manifest.json)")
+    if mining:  # a release that cannot score would fail only after the data has loaded
+        try:
+            TextModel.load(Path(mining))
+        except ReleaseError as exc:
+            parser.error(f"hard_mining_release {mining} cannot be used: {exc}")
     if args.epochs is not None:
         train_cfg.epochs = args.epochs
     if args.init_from:
