@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from models.labels import TEXT_LABELS
-from models.release import read_manifest
+from models.release import TextModel, read_manifest
 from tests.conftest import TINY_VERSION
 from tests.ml_fixtures import TINY_CONFIG, train_tiny, write_tiny_corpus
 from training.classifier import TrainConfig
@@ -44,7 +44,7 @@ def _train_rows() -> list[Example]:
 def test_the_chat_closest_to_a_threshold_and_missed_positives_are_repeated(
     tiny_releases: Path,
 ) -> None:
-    release = tiny_releases / TINY_VERSION
+    release = TextModel.load(tiny_releases / TINY_VERSION)
     rows = _train_rows()
     ratios = threshold_ratios(release, [e.text for e in rows])
     multipliers, line = hard_multipliers(
@@ -62,10 +62,11 @@ def test_the_chat_closest_to_a_threshold_and_missed_positives_are_repeated(
     assert f"mined with {TINY_VERSION}" in line
 
 
-def test_nothing_is_scored_when_nothing_is_asked(tmp_path: Path) -> None:
-    missing = tmp_path / "no-release"  # would fail to load if it were scored
+def test_nothing_is_scored_when_nothing_is_asked(tiny_releases: Path) -> None:
+    release = TextModel.load(tiny_releases / TINY_VERSION)
+    release.predict_proba = None  # type: ignore[method-assign]  # would fail if it were scored
     multipliers, line = hard_multipliers(
-        _train_rows(), missing, negatives=0, negative_repeat=4, positive_repeat=1
+        _train_rows(), release, negatives=0, negative_repeat=4, positive_repeat=1
     )
     assert multipliers == [1] * len(_train_rows())
     assert line == "hard examples: none asked for"

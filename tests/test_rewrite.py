@@ -8,14 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from models.release import read_manifest
+from models.labels import TEXT_LABELS
+from models.release import TextModel, read_manifest
 from models.text.normalize import is_han, normalize
 from models.text.pinyin import syllable
 from tests.conftest import TINY_VERSION
 from tests.ml_fixtures import TINY_CONFIG, train_tiny, write_tiny_corpus
 from training.classifier import TrainConfig
+from training.data import Example
 from training.rewrite import Rewriter
 from training.robustness import main as robustness_main
+from training.robustness import robustness_table
 
 TEXTS = [
     "你这个傻逼快滚",
@@ -91,3 +94,13 @@ def test_robustness_refuses_a_folder_that_is_not_a_release(
         robustness_main(["--release", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "cannot load the release" in capsys.readouterr().err
+
+
+def test_a_label_without_held_out_messages_prints_n_a(tiny_releases: Path) -> None:
+    model = TextModel.load(tiny_releases / TINY_VERSION)
+    heldout = [Example("你这个傻逼", ("insult",), "hand/x"), Example("明天开会", (), "hand/y")]
+    table = robustness_table(model, heldout, Rewriter(TEXTS, seed=1))
+    as_written = table.splitlines()[2].split("|")[2:-1]
+    assert as_written[TEXT_LABELS.index("ad")].strip() == "n/a"
+    assert as_written[TEXT_LABELS.index("insult")].strip() in ("0.000", "1.000")
+    assert "nan" not in table

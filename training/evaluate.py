@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from models.labels import TEXT_LABELS
-from models.release import RELEASES_DIR, Manifest, TextModel, list_releases, read_manifest
+from models.release import RELEASES_DIR, Manifest, TextModel, read_manifest
 from models.text.pipeline import TextAnalysis, analyze, model_text
 from training.data import Example, Splits, build_splits, load_qq_review
 from training.metrics import PRF, binary_macro_f1, macro_f1, prf
+from training.rollout import Layout
 
 
 def model_scores(model: TextModel, texts: Sequence[str]) -> tuple[np.ndarray, list[TextAnalysis]]:
@@ -267,8 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus-only", action="store_true", help="no ../shared datasets")
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
     args = parser.parse_args(argv)
-    releases = list_releases(RELEASES_DIR)
-    folder = args.release or (releases[-1] if releases else None)
+    folder = args.release or Layout().served()
     if folder is None:
         parser.error(f"no release under {RELEASES_DIR}; pass --release")
     read_manifest(folder)

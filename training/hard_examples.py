@@ -9,7 +9,6 @@ errors are. The mining release is a committed folder, so a run stays reproducibl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -19,17 +18,16 @@ from training.data import Example
 from training.evaluate import score_texts
 
 
-def threshold_ratios(release: Path, texts: Sequence[str]) -> np.ndarray:
+def threshold_ratios(model: TextModel, texts: Sequence[str]) -> np.ndarray:
     """Each text's served score over the release's threshold, per label (n x labels): 1 or
     more is flagged. Scores go through the same path as serving (pipeline, ONNX, fusion)."""
-    model = TextModel.load(release)
     thresholds = np.array([model.thresholds[label] for label in TEXT_LABELS])
     return score_texts(model, texts) / thresholds
 
 
 def hard_multipliers(
     train: Sequence[Example],
-    release: Path,
+    release: TextModel,
     *,
     negatives: int,
     negative_repeat: int,
@@ -65,7 +63,7 @@ def hard_multipliers(
     flagged = sum(ratios[i].max() >= 1 for i in chat)
     floor = ratios[hardest_chat[-1]].max() if hardest_chat else float("nan")
     return multipliers, (
-        f"hard examples mined with {release.name}: {len(hardest_chat)} of {len(chat)} LCCC "
+        f"hard examples mined with {release.version}: {len(hardest_chat)} of {len(chat)} LCCC "
         f"rows x{negative_repeat} ({flagged} flagged, left out; score/threshold of those "
         f"kept down to {floor:.3f}), "
         f"{len(missed)} of {len(positive)} missed positives x{positive_repeat}"

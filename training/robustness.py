@@ -48,11 +48,22 @@ def robustness_table(model: TextModel, heldout: Sequence[Example], rewriter: Rew
     lines = [header, "|" + "---|" * (len(TEXT_LABELS) + 3)]
     for name, rewritten in rows:
         hits = flagged(model, rewritten)
-        recall = [hits[truth[:, j], j].mean() for j in range(len(TEXT_LABELS))]
-        cells = " | ".join(f"{r:.3f}" for r in recall)
-        clean_share = hits[clean].any(axis=1).mean()
-        lines.append(f"| {name} | {cells} | {np.mean(recall):.3f} | {clean_share:.3f} |")
+        # A label or the clean part with no held-out rows has no share to print: "n/a".
+        recall = [share(hits[truth[:, j], j]) for j in range(len(TEXT_LABELS))]
+        known = [r for r in recall if r is not None]
+        cells = " | ".join(map(_cell, recall))
+        mean = _cell(float(np.mean(known)) if known else None)
+        lines.append(f"| {name} | {cells} | {mean} | {_cell(share(hits[clean].any(axis=1)))} |")
     return "\n".join(lines)
+
+
+def share(hits: np.ndarray) -> float | None:
+    """The share of True in `hits`, or None when it is empty."""
+    return float(hits.mean()) if len(hits) else None
+
+
+def _cell(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -203,9 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, TypeError) as exc:
         parser.error(f"cannot use the configuration {args.config}: {exc}")
     mining = train_cfg.hard_mining_release
+    mining_model = None
     if mining:  # a release that cannot score would fail only after the data has loaded
         try:
-            TextModel.load(Path(mining))
+            mining_model = TextModel.load(Path(mining))
         except ReleaseError as exc:
             parser.error(f"hard_mining_release {mining} cannot be used: {exc}")
     if args.epochs is not None:
@@ -229,10 +230,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     say(f"train {len(splits.train)}  dev {len(splits.dev)}  heldout {len(splits.heldout)}")
     repeats = repeats_for([e.source for e in splits.train], train_cfg)
-    if mining:
+    if mining_model is not None:
         multipliers, mined = hard_multipliers(
             splits.train,
-            Path(mining),
+            mining_model,
             negatives=train_cfg.hard_negatives,
             negative_repeat=train_cfg.hard_negative_repeat,
             positive_repeat=train_cfg.hard_positive_repeat,
