@@ -125,6 +125,38 @@ def test_tiny_training_writes_a_servable_release(tiny_corpus: Path, tmp_path: Pa
     assert np.all((scores >= 0) & (scores <= 1))
 
 
+def test_the_manifest_hashes_the_corpus_as_it_was_read(
+    tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A corpus file written while a (long) run trains is not in that run's provenance."""
+    import hashlib
+    import shutil
+
+    import training.train as train_module
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus, corpus)
+    first = sorted(corpus.glob("*.jsonl"))[0]
+    read_hash = hashlib.sha256(first.read_bytes()).hexdigest()
+    real_repeats_for = train_module.repeats_for
+
+    def edit_corpus_then_repeat(*args, **kwargs):  # runs after the data is loaded
+        (corpus / "added_later.jsonl").write_text(
+            '{"text": "后来加的一行", "labels": [], "source": "hand/x/y"}\n', encoding="utf-8"
+        )
+        with first.open("a", encoding="utf-8") as file:
+            file.write('{"text": "也是后来加的", "labels": [], "source": "hand/x/y"}\n')
+        return real_repeats_for(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "repeats_for", edit_corpus_then_repeat)
+    out = tmp_path / "releases"
+    argv = ["--config", str(TINY_CONFIG), "--corpus", str(corpus), "--corpus-only"]
+    assert train_main([*argv, "--out", str(out), "--version", "2026.01.02-1", "--quiet"]) == 0
+    files = read_manifest(out / "2026.01.02-1").data["files"]
+    assert "data/corpus/added_later.jsonl" not in files
+    assert files[f"data/corpus/{first.name}"] == read_hash
+
+
 def test_init_from_a_local_pretrained_checkpoint(tiny_corpus: Path, tmp_path: Path) -> None:
     from transformers import BertConfig, BertModel
 

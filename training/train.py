@@ -228,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (OSError, ValueError) as exc:  # a missing or malformed data file: say which
         parser.error(str(exc))
+    # Hashed now, not when the release is written: the corpus may change during a long run.
+    fingerprint = data_fingerprint(splits, args.corpus)
     say(f"train {len(splits.train)}  dev {len(splits.dev)}  heldout {len(splits.heldout)}")
     repeats = repeats_for([e.source for e in splits.train], train_cfg)
     if mining_model is not None:
@@ -317,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
                     "threshold_on": args.threshold_on,
                     "config_file": str(args.config),
                 },
-                "data": data_fingerprint(splits, args.corpus),
+                "data": fingerprint,
                 "metrics": {
                     "dev_macro_f1": round(dev_f1, 4),
                     "onnx_max_gap": gap,
