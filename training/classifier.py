@@ -94,13 +94,13 @@ class TrainConfig:
 def repeats_for(sources: Sequence[str], cfg: TrainConfig) -> list[int]:
     """How often each training row is seen per epoch, by its source: our hand-written corpus
     and moderators' reports (`hand/`, `report/`) `corpus_repeat` times, real group chat
-    (`mc_qq/`) `group_chat_repeat` times, LCCC clean chat `clean_chat_repeat` times, the other
-    public sets once."""
+    (`mc_qq/`, and LCCC lines our audit found violating) `group_chat_repeat` times, LCCC clean
+    chat `clean_chat_repeat` times, the other public sets once."""
 
     def repeat(source: str) -> int:
         if source.startswith(("hand/", "report/")):
             return cfg.corpus_repeat
-        if source.startswith("mc_qq/"):
+        if source.startswith("mc_qq/") or source == "lccc_audit":
             return cfg.group_chat_repeat
         return cfg.clean_chat_repeat if source == "lccc" else 1
 

@@ -5,7 +5,8 @@ Sources (see `../shared/datasets/README.md` and `data/corpus/README.md`):
 - COLD train/dev (insult; COLD test is a benchmark, never trained on);
 - SWSR (sexism, as insult);
 - the Minecraft QQ-group ads (ad; its test.txt is a benchmark, never trained on);
-- LCCC (clean chat; a fixed part is held back to measure false positives);
+- LCCC (clean chat; a fixed part is held back to measure false positives), with our review of
+  its lines that are not clean (`data/lccc_audit.jsonl`, see `data/LCCC_AUDIT.md`);
 - moderator reports exported to JSONL (optional; a report overrides the label of the same text).
 
 Every split is decided by a stable hash of the normalised text, so it never changes between runs
@@ -29,6 +30,8 @@ from models.paths import DATA_DIR, SHARED_DATASETS_DIR
 from models.text.normalize import normalize
 
 CORPUS_DIR = DATA_DIR / "corpus"
+LCCC_AUDIT = DATA_DIR / "lccc_audit.jsonl"
+AUDITED_SOURCE = "lccc_audit"  # an LCCC line our review found violating
 
 
 def datasets_dir() -> Path:
@@ -176,6 +179,26 @@ def load_lccc(root: Path | None = None) -> list[Example]:
     return examples
 
 
+def load_lccc_audit(path: Path = LCCC_AUDIT) -> dict[str, tuple[str, ...]]:
+    """Our review of LCCC lines, normalised text -> labels (empty: reviewed and clean).
+
+    LCCC is published as clean chat, but some of its lines are insults or 约炮 talk. Lines
+    the review labels are trained on as what they are, kept out of the clean-chat caps, and
+    counted apart in the false-positive rate (training.evaluate prints it both ways)."""
+    if not Path(path).is_file():
+        return {}
+    return {dedup_key(e.text): e.labels for e in read_jsonl(Path(path), "audit/lccc")}
+
+
+def apply_lccc_audit(lccc: list[Example], audit: dict[str, tuple[str, ...]]) -> list[Example]:
+    """LCCC with the lines the review found violating relabelled (source `lccc_audit`)."""
+    relabelled = []
+    for example in lccc:
+        labels = audit.get(dedup_key(example.text))
+        relabelled.append(Example(example.text, labels, AUDITED_SOURCE) if labels else example)
+    return relabelled
+
+
 def load_qq_review(root: Path | None = None) -> list[tuple[str, int]]:
     """The 259-line real QQ moderation sample: (text, 1 if violating). Smoke test only."""
     path = (root or datasets_dir()) / "qq_group_review_small" / "data.txt"
@@ -241,8 +264,10 @@ def build_splits(
     root: Path | None = None,
     lccc_train_limit: int | None = LCCC_TRAIN_LIMIT,
     public: bool = True,
+    lccc_audit: dict[str, tuple[str, ...]] | None = None,
 ) -> Splits:
-    """Assemble every split. `public=False` uses our corpus alone (tests, no ../shared)."""
+    """Assemble every split. `public=False` uses our corpus alone (tests, no ../shared).
+    `lccc_audit` defaults to `data/lccc_audit.jsonl`."""
     corpus = load_corpus() if corpus is None else corpus
     splits = Splits()
     ours = _merge(corpus)
@@ -254,7 +279,8 @@ def build_splits(
     if public:
         splits.cold_test = _merge(load_cold("test", root))
         splits.qq_ad_test = _merge(load_mc_qq("test", root))
-        lccc = _merge(load_lccc(root))
+        audit = load_lccc_audit() if lccc_audit is None else lccc_audit
+        lccc = apply_lccc_audit(_merge(load_lccc(root)), audit)
         splits.clean_unseen = [e for e in lccc if bucket(e.text) < LCCC_HELDOUT_BUCKETS]
         # Clean chat in dev, so that thresholds are chosen knowing how often ordinary chat
         # would be flagged (the public_train loop below puts no LCCC there: see its buckets).

@@ -149,9 +149,13 @@ def evaluate_scorer(
         predicted, truth = flagged(splits.qq_ad_test)[:, i], _truth(splits.qq_ad_test)[:, i]
         report.sections["QQ-group ad test"] = {"ad": prf(truth, predicted)}
     if splits.clean_unseen:
-        report.extra["FPR unseen clean chat (LCCC)"] = float(
-            flagged(splits.clean_unseen).any(axis=1).mean()
-        )
+        # As published (every held-out LCCC line), and without the lines our audit found
+        # violating (data/lccc_audit.jsonl): a model that flags a real insult there is right.
+        unseen = flagged(splits.clean_unseen).any(axis=1)
+        report.extra["FPR unseen clean chat (LCCC)"] = float(unseen.mean())
+        clean = ~_truth(splits.clean_unseen).any(axis=1)
+        if not clean.all():
+            report.extra["FPR unseen clean chat (LCCC, audited)"] = float(unseen[clean].mean())
     if public:
         try:
             sample = load_qq_review()

@@ -39,6 +39,7 @@ from models.text.pipeline import analyze, model_text
 from training.classifier import NeuralTextClassifier, TrainConfig, repeats_for
 from training.data import (
     CORPUS_DIR,
+    LCCC_AUDIT,
     LCCC_TRAIN_LIMIT,
     Splits,
     build_splits,
@@ -111,6 +112,8 @@ def data_fingerprint(splits: Splits, corpus_dir: Path) -> dict[str, Any]:
     files: dict[str, str] = {}
     for path in sorted(corpus_dir.glob("*.jsonl")):
         files[f"data/corpus/{path.name}"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    if splits.clean_unseen and LCCC_AUDIT.is_file():  # public data, with our LCCC review
+        files["data/lccc_audit.jsonl"] = hashlib.sha256(LCCC_AUDIT.read_bytes()).hexdigest()
     shared = datasets_dir()
     for rel in (
         "cold/train.csv",

@@ -1,0 +1,95 @@
+"""Our review of LCCC's "clean" lines: violating lines are relabelled, and the false-positive
+rate is reported both as published and without them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.labels import TEXT_LABELS
+from training.classifier import TrainConfig, repeats_for
+from training.data import (
+    AUDITED_SOURCE,
+    LCCC_AUDIT,
+    Example,
+    Splits,
+    apply_lccc_audit,
+    build_splits,
+    datasets_dir,
+    dedup_key,
+    load_lccc_audit,
+)
+from training.evaluate import evaluate_scorer
+from training.threshold_rule import clean_rows
+
+CHAT = [Example("今天食堂的饭不错", (), "lccc"), Example("你是不是脑子有病啊", (), "lccc")]
+
+
+def test_audited_violations_are_relabelled_and_reviewed_clean_lines_stay_chat(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    rows = [
+        {"text": "今天食堂的饭不错", "labels": []},
+        {"text": "你是不是脑子有病啊", "labels": ["insult"]},
+    ]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    audit = load_lccc_audit(path)
+    assert audit == {dedup_key(CHAT[0].text): (), dedup_key(CHAT[1].text): ("insult",)}
+    relabelled = apply_lccc_audit(CHAT, audit)
+    assert relabelled[0] == CHAT[0]
+    assert relabelled[1] == Example(CHAT[1].text, ("insult",), AUDITED_SOURCE)
+    assert clean_rows(relabelled).tolist() == [True, False]  # kept out of the clean-chat caps
+
+
+def test_a_bad_audit_line_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    path.write_text('{"text": "滚", "labels": ["rude"]}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="audit.jsonl:1"):
+        load_lccc_audit(path)
+    assert load_lccc_audit(tmp_path / "missing.jsonl") == {}
+
+
+def test_audited_chat_lines_are_real_group_chat_in_training() -> None:
+    cfg = TrainConfig(corpus_repeat=4, group_chat_repeat=3, clean_chat_repeat=2)
+    assert repeats_for([AUDITED_SOURCE, "lccc"], cfg) == [3, 2]
+
+
+def test_the_unseen_chat_fpr_is_reported_as_published_and_audited() -> None:
+    unseen = apply_lccc_audit(
+        [*CHAT, Example("周末去爬山吗", (), "lccc"), Example("哈哈哈哈", (), "lccc")],
+        {dedup_key(CHAT[1].text): ("insult",)},
+    )
+    flags_insults = np.zeros(len(TEXT_LABELS))
+    flags_insults[TEXT_LABELS.index("insult")] = 1.0
+
+    def scorer(texts: list[str]) -> np.ndarray:
+        return np.array([flags_insults if "病" in t else np.zeros(len(TEXT_LABELS)) for t in texts])
+
+    report = evaluate_scorer(
+        "x",
+        scorer,
+        np.full(len(TEXT_LABELS), 0.5),
+        Splits(clean_unseen=unseen),
+        fusion=False,
+        public=False,
+    )
+    assert report.extra["FPR unseen clean chat (LCCC)"] == pytest.approx(0.25)
+    assert report.extra["FPR unseen clean chat (LCCC, audited)"] == 0.0
+
+
+@pytest.mark.skipif(not datasets_dir().is_dir(), reason="../shared/datasets is not beside the repo")
+@pytest.mark.skipif(not LCCC_AUDIT.is_file(), reason="data/lccc_audit.jsonl is not in this tree")
+def test_the_committed_audit_relabels_lccc_lines_in_every_split() -> None:
+    audit = load_lccc_audit()
+    violating = {key for key, labels in audit.items() if labels}
+    splits = build_splits()
+    found = [e for part in (splits.train, splits.dev, splits.clean_unseen) for e in part]
+    audited = [e for e in found if e.source == AUDITED_SOURCE]
+    assert audited and all(e.labels for e in audited)
+    assert {dedup_key(e.text) for e in audited} <= violating
+    clean_chat = [e for e in found if e.source == "lccc"]
+    assert not {dedup_key(e.text) for e in clean_chat} & violating
