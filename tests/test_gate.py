@@ -11,9 +11,9 @@ import pytest
 from models.labels import TEXT_LABELS
 from models.release import TextModel, read_manifest
 from tests.ml_fixtures import copy_release, train_tiny, write_tiny_corpus
-from training.data import load_corpus
-from training.evaluate import score_texts
-from training.gate import compare_metric, main, reports_row
+from training.data import Example, Splits, load_corpus
+from training.evaluate import Report, evaluate_scorer, score_texts
+from training.gate import compare_evaluations, compare_metric, main, not_worse_share, reports_row
 from training.rollout import Layout
 
 CURRENT = "2020.01.01-1"
@@ -58,6 +58,48 @@ def test_verdict_of_one_number() -> None:
     fpr_up = compare_metric("s", "FPR", "FPR", 0.02, 0.05, 0.01, higher_is_better=False)
     fpr_down = compare_metric("s", "FPR", "FPR", 0.05, 0.02, 0.01, higher_is_better=False)
     assert (fpr_up.verdict, fpr_down.verdict) == ("WORSE", "better")
+
+
+INSULTS = [Example(f"第{i}句骂人的话", ("insult",), "hand/t") for i in range(40)]
+CHAT = [Example(f"第{i}句正常聊天", (), "hand/t") for i in range(40)]
+
+
+def insult_report(caught: int) -> Report:
+    """A model that flags exactly the first `caught` insults and nothing else."""
+    flagged = {e.text for e in INSULTS[:caught]}
+    column = TEXT_LABELS.index("insult")
+
+    def scorer(texts: list[str]) -> np.ndarray:
+        scores = np.zeros((len(texts), len(TEXT_LABELS)))
+        scores[:, column] = [t in flagged for t in texts]
+        return scores
+
+    splits = Splits(heldout=INSULTS + CHAT)
+    return evaluate_scorer("m", scorer, np.full(len(TEXT_LABELS), 0.5), splits, fusion=False)
+
+
+def test_a_drop_within_noise_passes_and_a_real_drop_is_refused() -> None:
+    current = insult_report(30)
+    one_less = compare_evaluations(current, insult_report(29), 0.01, samples=300)
+    (insult,) = [r for r in one_less if (r.section, r.label) == ("heldout (ours)", "insult")]
+    assert insult.candidate < insult.current - 0.01  # beyond the tolerance
+    assert insult.verdict == "within noise" and insult.passed
+    assert 0.2 < insult.not_worse_share < 0.6  # the one missed line is left out of ~37%
+    ten_less = compare_evaluations(current, insult_report(20), 0.01, samples=300)
+    (insult,) = [r for r in ten_less if (r.section, r.label) == ("heldout (ours)", "insult")]
+    assert insult.verdict == "WORSE" and not insult.passed and insult.not_worse_share < 0.05
+    strict = compare_evaluations(current, insult_report(29), 0.01, samples=0)
+    assert any(r.verdict == "WORSE" for r in strict)  # --samples 0: the tolerance alone
+
+
+def test_the_bootstrap_needs_the_same_set_for_both() -> None:
+    other = Splits(heldout=INSULTS[:20] + CHAT)
+    smaller = evaluate_scorer(
+        "m", lambda t: np.zeros((len(t), len(TEXT_LABELS))), np.full(8, 0.5), other, fusion=False
+    )
+    key = ("heldout (ours)", "insult")
+    assert not_worse_share(insult_report(30), smaller, key, 100) is None
+    assert not_worse_share(insult_report(30), insult_report(30), key, 100) == 1.0
 
 
 def test_reports_must_get_better_unless_all_are_right() -> None:

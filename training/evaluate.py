@@ -63,12 +63,19 @@ def rounded(scores: np.ndarray) -> np.ndarray:
     return np.round(scores.astype(np.float64), SCORE_DECIMALS)
 
 
+# A figure recomputed on a resample of its set: (rows in the set, metric of an index array).
+Resampler = tuple[int, Callable[[np.ndarray], float]]
+
+
 @dataclass
 class Report:
     version: str
     fusion: bool
     sections: dict[str, dict[str, PRF]] = field(default_factory=dict)
     extra: dict[str, float] = field(default_factory=dict)
+    # For the gate's paired bootstrap (training.gate): each F1 as (section, label), each summary
+    # figure as ("summary", name). Not serialised.
+    resamplers: dict[tuple[str, str], Resampler] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -99,6 +106,26 @@ class Report:
 
 def _truth(examples: Sequence[Example]) -> np.ndarray:
     return np.array([e.target() for e in examples], dtype=bool).reshape(-1, len(TEXT_LABELS))
+
+
+def _f1_on(truth: np.ndarray, predicted: np.ndarray) -> Resampler:
+    return len(truth), lambda idx: prf(truth[idx], predicted[idx]).f1
+
+
+def _macro_f1_on(truth: np.ndarray, predicted: np.ndarray) -> Resampler:
+    def metric(idx: np.ndarray) -> float:
+        t, p = truth[idx], predicted[idx]
+        return macro_f1({label: prf(t[:, i], p[:, i]) for i, label in enumerate(TEXT_LABELS)})
+
+    return len(truth), metric
+
+
+def _binary_macro_f1_on(truth: np.ndarray, predicted: np.ndarray) -> Resampler:
+    return len(truth), lambda idx: binary_macro_f1(truth[idx], predicted[idx])
+
+
+def _share_on(flags: np.ndarray) -> Resampler:
+    return len(flags), lambda idx: float(flags[idx].mean())
 
 
 def evaluate_release(
@@ -136,26 +163,37 @@ def evaluate_scorer(
         rows = {label: prf(truth[:, i], predicted[:, i]) for i, label in enumerate(TEXT_LABELS)}
         report.sections["heldout (ours)"] = rows
         report.extra["heldout macro-F1"] = macro_f1(rows)
+        for i, label in enumerate(TEXT_LABELS):
+            report.resamplers[("heldout (ours)", label)] = _f1_on(truth[:, i], predicted[:, i])
+        report.resamplers[("summary", "heldout macro-F1")] = _macro_f1_on(truth, predicted)
         clean = ~truth.any(axis=1)
         if clean.any():
-            report.extra["FPR clean heldout (ours)"] = float(predicted[clean].any(axis=1).mean())
+            clean_flagged = predicted[clean].any(axis=1)
+            report.extra["FPR clean heldout (ours)"] = float(clean_flagged.mean())
+            report.resamplers[("summary", "FPR clean heldout (ours)")] = _share_on(clean_flagged)
     if splits.cold_test:
         i = TEXT_LABELS.index("insult")
         predicted, truth = flagged(splits.cold_test)[:, i], _truth(splits.cold_test)[:, i]
         report.sections["COLD test"] = {"insult": prf(truth, predicted)}
         report.extra["COLD test macro-F1"] = binary_macro_f1(truth, predicted)
+        report.resamplers[("COLD test", "insult")] = _f1_on(truth, predicted)
+        report.resamplers[("summary", "COLD test macro-F1")] = _binary_macro_f1_on(truth, predicted)
     if splits.qq_ad_test:
         i = TEXT_LABELS.index("ad")
         predicted, truth = flagged(splits.qq_ad_test)[:, i], _truth(splits.qq_ad_test)[:, i]
         report.sections["QQ-group ad test"] = {"ad": prf(truth, predicted)}
+        report.resamplers[("QQ-group ad test", "ad")] = _f1_on(truth, predicted)
     if splits.clean_unseen:
         # As published (every held-out LCCC line), and without the lines our audit found
         # violating (data/lccc_audit.jsonl): a model that flags a real insult there is right.
         unseen = flagged(splits.clean_unseen).any(axis=1)
         report.extra["FPR unseen clean chat (LCCC)"] = float(unseen.mean())
+        report.resamplers[("summary", "FPR unseen clean chat (LCCC)")] = _share_on(unseen)
         clean = ~_truth(splits.clean_unseen).any(axis=1)
         if not clean.all():
-            report.extra["FPR unseen clean chat (LCCC, audited)"] = float(unseen[clean].mean())
+            name = "FPR unseen clean chat (LCCC, audited)"
+            report.extra[name] = float(unseen[clean].mean())
+            report.resamplers[("summary", name)] = _share_on(unseen[clean])
     if public:
         try:
             sample = load_qq_review()

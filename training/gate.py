@@ -29,7 +29,7 @@ import getpass
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,10 @@ from training.reports import read_reports
 from training.rollout import RELOAD_HINT, Layout, RolloutError, check_servable, move
 
 DEFAULT_TOLERANCE = 0.01
+DEFAULT_SAMPLES = 1000
+# A drop beyond the tolerance refuses when the candidate is no worse on fewer than this share
+# of the bootstrap resamples (a one-sided test at the 5% level).
+NOISE_LEVEL = 0.05
 # Not gated: a 259-line smoke test of the real moderation sample (see training/evaluate.py).
 UNGATED_SECTIONS = frozenset({"QQ review sample (smoke)"})
 
@@ -63,8 +67,9 @@ class Row:
     metric: str
     current: float
     candidate: float
-    verdict: str  # better | same | within tolerance | WORSE | NOT BETTER
+    verdict: str  # better | same | within tolerance | within noise | WORSE | NOT BETTER
     passed: bool
+    not_worse_share: float | None = None  # bootstrap: resamples where the candidate is no worse
 
 
 def compare_metric(
@@ -89,8 +94,37 @@ def compare_metric(
     return Row(section, label, metric, current, candidate, verdict, verdict != "WORSE")
 
 
-def compare_evaluations(current: Report, candidate: Report, tolerance: float) -> list[Row]:
-    """Every label of every gated set, then the summary figures (FPR: lower is better)."""
+def not_worse_share(
+    current: Report,
+    candidate: Report,
+    key: tuple[str, str],
+    samples: int,
+    *,
+    higher_is_better: bool = True,
+    seed: int = 0,
+) -> float | None:
+    """On what share of bootstrap resamples of the set's rows the candidate is no worse than
+    the current release (both scored on the same resamples); None when the figure cannot be
+    resampled (not recorded, or the two were evaluated on different sets)."""
+    if key not in current.resamplers or key not in candidate.resamplers:
+        return None
+    (size, old), (new_size, new) = current.resamplers[key], candidate.resamplers[key]
+    if size != new_size or size == 0 or samples < 1:
+        return None
+    sign = 1 if higher_is_better else -1
+    rng = np.random.default_rng(seed)
+    not_worse = 0
+    for _ in range(samples):
+        idx = rng.integers(0, size, size)
+        not_worse += sign * (new(idx) - old(idx)) >= 0
+    return not_worse / samples
+
+
+def compare_evaluations(
+    current: Report, candidate: Report, tolerance: float, samples: int = DEFAULT_SAMPLES
+) -> list[Row]:
+    """Every label of every gated set, then the summary figures (FPR: lower is better); a drop
+    beyond the tolerance that the bootstrap finds within noise passes as `within noise`."""
     rows = []
     for section, results in candidate.sections.items():
         if section in UNGATED_SECTIONS or section not in current.sections:
@@ -113,7 +147,17 @@ def compare_evaluations(current: Report, candidate: Report, tolerance: float) ->
                 higher_is_better=not lower,
             )
         )
-    return rows
+    return [_within_noise(row, current, candidate, samples) for row in rows]
+
+
+def _within_noise(row: Row, current: Report, candidate: Report, samples: int) -> Row:
+    if row.verdict != "WORSE":
+        return row
+    key = (row.section, row.label)
+    share = not_worse_share(current, candidate, key, samples, higher_is_better=row.metric != "FPR")
+    if share is None or share < NOISE_LEVEL:
+        return replace(row, not_worse_share=share)
+    return replace(row, verdict="within noise", passed=True, not_worse_share=share)
 
 
 def reports_row(current_right: int, candidate_right: int, total: int) -> Row:
@@ -141,6 +185,7 @@ class GateResult:
     current: str | None
     tolerance: float
     rows: list[Row] = field(default_factory=list)
+    samples: int = DEFAULT_SAMPLES
 
     @property
     def passed(self) -> bool:
@@ -150,7 +195,7 @@ class GateResult:
         """The comparison side by side, one row per set and label."""
         lines = [
             f"Gate: candidate {self.candidate} against current {self.current or '(none)'}, "
-            f"tolerance {self.tolerance:g}",
+            f"tolerance {self.tolerance:g}, {self.samples} bootstrap resamples",
             "",
             "| set | label | metric | current | candidate | delta | verdict |",
             "|---|---|---|---|---|---|---|",
@@ -160,7 +205,10 @@ class GateResult:
                 values = f"{r.current:.0f} | {r.candidate:.0f} | {r.candidate - r.current:+.0f}"
             else:
                 values = f"{r.current:.4f} | {r.candidate:.4f} | {r.candidate - r.current:+.4f}"
-            lines.append(f"| {r.section} | {r.label} | {r.metric} | {values} | {r.verdict} |")
+            verdict = r.verdict
+            if r.not_worse_share is not None:
+                verdict += f" (no worse on {r.not_worse_share:.0%} of resamples)"
+            lines.append(f"| {r.section} | {r.label} | {r.metric} | {values} | {verdict} |")
         if not self.rows:
             lines.append("| - | - | - | - | - | - | nothing to compare: no current release |")
         lines += ["", f"Verdict: {'PASSED' if self.passed else 'REFUSED'}"]
@@ -174,18 +222,19 @@ def run_gate(
     *,
     reports: Sequence[Example] = (),
     tolerance: float = DEFAULT_TOLERANCE,
+    samples: int = DEFAULT_SAMPLES,
     public: bool = True,
 ) -> GateResult:
     """Compare the candidate with the current release on `splits` (and the reports)."""
     new_model = TextModel.load(candidate)
-    result = GateResult(new_model.version, None, tolerance)
+    result = GateResult(new_model.version, None, tolerance, samples=samples)
     if current is None:
         return result
     old_model = TextModel.load(current)
     result.current = old_model.version
     old = evaluate_release(current, splits, public=public)
     new = evaluate_release(candidate, splits, public=public)
-    result.rows = compare_evaluations(old, new, tolerance)
+    result.rows = compare_evaluations(old, new, tolerance, samples)
     if reports:
         result.rows.append(
             reports_row(
@@ -214,6 +263,7 @@ def record(candidate: Path, result: GateResult, *, forced: bool, reason: str | N
         "reason": reason,
         "current": result.current,
         "tolerance": result.tolerance,
+        "samples": result.samples,
         "at": at,
         "by": _user(),
         "comparison": [asdict(row) for row in result.rows],
@@ -244,6 +294,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--releases", type=Path, default=RELEASES_DIR, help="served releases")
     parser.add_argument("--reports", type=Path, help="reports JSONL the candidate should fix")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=DEFAULT_SAMPLES,
+        help="bootstrap resamples that tell a drop from noise (0: any drop beyond the "
+        "tolerance refuses)",
+    )
     parser.add_argument("--force", action="store_true", help="promote even when refused")
     parser.add_argument("--reason", help="why --force (required with it)")
     parser.add_argument("--corpus", type=Path, default=CORPUS_DIR)
@@ -253,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--force needs --reason")
     if not 0 <= args.tolerance <= 1:
         parser.error("--tolerance must lie in [0, 1]")
+    if args.samples < 0:
+        parser.error("--samples must be 0 or more")
 
     layout = Layout(args.releases)
     candidate = args.candidate
@@ -279,7 +338,13 @@ def main(argv: list[str] | None = None) -> int:
     reports = read_reports(args.reports) if args.reports else []
     try:
         result = run_gate(
-            candidate, current, splits, reports=reports, tolerance=args.tolerance, public=public
+            candidate,
+            current,
+            splits,
+            reports=reports,
+            tolerance=args.tolerance,
+            samples=args.samples,
+            public=public,
         )
     except ReleaseError as exc:  # the current release does not load: name one with --current
         print(f"cannot compare: {exc}")
