@@ -62,6 +62,23 @@ def test_the_chat_closest_to_a_threshold_and_missed_positives_are_repeated(
     assert f"mined with {TINY_VERSION}" in line
 
 
+def test_hard_negatives_can_be_ranked_by_some_labels_only(tiny_releases: Path) -> None:
+    release = TextModel.load(tiny_releases / TINY_VERSION)
+    rows = _train_rows()
+    ratios = threshold_ratios(release, [e.text for e in rows])
+    labels = ["ad", "porn"]
+    columns = [TEXT_LABELS.index(label) for label in labels]
+    multipliers, line = hard_multipliers(
+        rows, release, negatives=3, negative_repeat=4, positive_repeat=1, negative_labels=labels
+    )
+    unflagged_chat = [i for i in range(len(CHAT)) if ratios[i].max() < 1]  # flagged on none
+    expected = sorted(unflagged_chat, key=lambda i: -ratios[i][columns].max())[:3]
+    assert [i for i in range(len(CHAT)) if multipliers[i] == 4] == sorted(expected)
+    assert "x4 by ad/porn" in line
+    with pytest.raises(ValueError, match="hard_negative_labels"):
+        TrainConfig(hard_negative_labels=["spam"])
+
+
 def test_nothing_is_scored_when_nothing_is_asked(tiny_releases: Path) -> None:
     release = TextModel.load(tiny_releases / TINY_VERSION)
     release.predict_proba = None  # type: ignore[method-assign]  # would fail if it were scored

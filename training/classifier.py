@@ -49,6 +49,9 @@ class TrainConfig:
     hard_negatives: int = 0
     hard_negative_repeat: int = 1
     hard_positive_repeat: int = 1
+    # The labels whose scores rank the hard negatives (None: all). Mining on insult as well
+    # cost COLD insult F1 (README), so a configuration can leave it out.
+    hard_negative_labels: list[str] | None = None
     # Shares of training texts rewritten, fresh each time seen, with homophones (沙比 for 傻逼)
     # and with two characters in pinyin (training/rewrite.py): evasions normalisation leaves.
     homophone_rate: float = 0.0
@@ -84,6 +87,13 @@ class TrainConfig:
         mining = self.hard_negatives > 0 or self.hard_positive_repeat > 1
         if mining and not self.hard_mining_release:
             raise ValueError("hard_negatives and hard_positive_repeat need hard_mining_release")
+        if self.hard_negative_labels is not None:
+            unknown = sorted(set(self.hard_negative_labels) - set(TEXT_LABELS))
+            if unknown or not self.hard_negative_labels:
+                raise ValueError(
+                    f"hard_negative_labels must name labels of {list(TEXT_LABELS)}, "
+                    f"not {self.hard_negative_labels!r}"
+                )
         for name in ("char_drop", "homophone_rate", "pinyin_rate"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(

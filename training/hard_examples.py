@@ -32,9 +32,11 @@ def hard_multipliers(
     negatives: int,
     negative_repeat: int,
     positive_repeat: int,
+    negative_labels: Sequence[str] | None = None,
 ) -> tuple[list[int], str]:
     """Per training row, how many times more it is seen: the `negatives` LCCC clean-chat rows
-    with the highest score-over-threshold on any label, below 1, get `negative_repeat`;
+    with the highest score-over-threshold on any of `negative_labels` (default: every label),
+    flagged on none, get `negative_repeat`;
     positives whose score stays under a threshold of theirs get `positive_repeat`; every
     other row 1.
     Returns the multipliers and a line saying what was mined."""
@@ -49,8 +51,9 @@ def hard_multipliers(
 
     # Chat the release already flags is left alone: LCCC is crawled chat, and its top-scored
     # lines are often real 约吗 / 求票 messages that our corpus rightly labels, not hard negatives.
+    columns = [TEXT_LABELS.index(label) for label in (negative_labels or TEXT_LABELS)]
     unflagged = [i for i in chat if ratios[i].max() < 1]
-    hardest_chat = sorted(unflagged, key=lambda i: -ratios[i].max())[:negatives]
+    hardest_chat = sorted(unflagged, key=lambda i: -ratios[i][columns].max())[:negatives]
     for i in hardest_chat:
         multipliers[i] = negative_repeat
     missed = [
@@ -61,10 +64,12 @@ def hard_multipliers(
     for i in missed:
         multipliers[i] = positive_repeat
     flagged = sum(ratios[i].max() >= 1 for i in chat)
-    floor = ratios[hardest_chat[-1]].max() if hardest_chat else float("nan")
+    floor = ratios[hardest_chat[-1]][columns].max() if hardest_chat else float("nan")
     return multipliers, (
         f"hard examples mined with {release.version}: {len(hardest_chat)} of {len(chat)} LCCC "
-        f"rows x{negative_repeat} ({flagged} flagged, left out; score/threshold of those "
+        f"rows x{negative_repeat}"
+        f"{'' if negative_labels is None else ' by ' + '/'.join(negative_labels)} "
+        f"({flagged} flagged, left out; score/threshold of those "
         f"kept down to {floor:.3f}), "
         f"{len(missed)} of {len(positive)} missed positives x{positive_repeat}"
     )

@@ -242,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             negatives=train_cfg.hard_negatives,
             negative_repeat=train_cfg.hard_negative_repeat,
             positive_repeat=train_cfg.hard_positive_repeat,
+            negative_labels=train_cfg.hard_negative_labels,
         )
         repeats = [r * m for r, m in zip(repeats, multipliers, strict=True)]
         train_cfg.log.append(mined)
