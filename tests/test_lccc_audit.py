@@ -17,9 +17,10 @@ from training.data import (
     Example,
     Splits,
     apply_lccc_audit,
+    audit_key,
     build_splits,
     datasets_dir,
-    dedup_key,
+    load_lccc,
     load_lccc_audit,
 )
 from training.evaluate import evaluate_scorer
@@ -33,12 +34,12 @@ def test_audited_violations_are_relabelled_and_reviewed_clean_lines_stay_chat(
 ) -> None:
     path = tmp_path / "audit.jsonl"
     rows = [
-        {"text": "今天食堂的饭不错", "labels": []},
-        {"text": "你是不是脑子有病啊", "labels": ["insult"]},
+        {"key": audit_key("今天食堂的饭不错"), "labels": []},
+        {"key": audit_key("你是不是脑子有病啊"), "labels": ["insult"]},
     ]
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
     audit = load_lccc_audit(path)
-    assert audit == {dedup_key(CHAT[0].text): (), dedup_key(CHAT[1].text): ("insult",)}
+    assert audit == {audit_key(CHAT[0].text): (), audit_key(CHAT[1].text): ("insult",)}
     relabelled = apply_lccc_audit(CHAT, audit)
     assert relabelled[0] == CHAT[0]
     assert relabelled[1] == Example(CHAT[1].text, ("insult",), AUDITED_SOURCE)
@@ -47,8 +48,11 @@ def test_audited_violations_are_relabelled_and_reviewed_clean_lines_stay_chat(
 
 def test_a_bad_audit_line_is_refused_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
-    path.write_text('{"text": "滚", "labels": ["rude"]}\n', encoding="utf-8")
+    path.write_text('{"key": "ab12", "labels": ["rude"]}\n', encoding="utf-8")
     with pytest.raises(ValueError, match="audit.jsonl:1"):
+        load_lccc_audit(path)
+    path.write_text('{"text": "滚", "labels": ["insult"]}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="audit.jsonl:1: needs an object with a key"):
         load_lccc_audit(path)
     assert load_lccc_audit(tmp_path / "missing.jsonl") == {}
 
@@ -61,7 +65,7 @@ def test_audited_chat_lines_are_real_group_chat_in_training() -> None:
 def test_the_unseen_chat_fpr_is_reported_as_published_and_audited() -> None:
     unseen = apply_lccc_audit(
         [*CHAT, Example("周末去爬山吗", (), "lccc"), Example("哈哈哈哈", (), "lccc")],
-        {dedup_key(CHAT[1].text): ("insult",)},
+        {audit_key(CHAT[1].text): ("insult",)},
     )
     flags_insults = np.zeros(len(TEXT_LABELS))
     flags_insults[TEXT_LABELS.index("insult")] = 1.0
@@ -90,6 +94,21 @@ def test_the_committed_audit_relabels_lccc_lines_in_every_split() -> None:
     found = [e for part in (splits.train, splits.dev, splits.clean_unseen) for e in part]
     audited = [e for e in found if e.source == AUDITED_SOURCE]
     assert audited and all(e.labels for e in audited)
-    assert {dedup_key(e.text) for e in audited} <= violating
+    assert {audit_key(e.text) for e in audited} <= violating
     clean_chat = [e for e in found if e.source == "lccc"]
-    assert not {dedup_key(e.text) for e in clean_chat} & violating
+    assert not {audit_key(e.text) for e in clean_chat} & violating
+
+
+@pytest.mark.skipif(not datasets_dir().is_dir(), reason="../shared/datasets is not beside the repo")
+@pytest.mark.skipif(not LCCC_AUDIT.is_file(), reason="data/lccc_audit.jsonl is not in this tree")
+def test_every_audit_key_names_an_lccc_line_and_the_lines_can_be_shown(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from training.lccc_audit import main
+
+    audit = load_lccc_audit()
+    assert set(audit) <= {audit_key(e.text) for e in load_lccc()}
+    assert main([]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert len(shown) == sum(bool(labels) for labels in audit.values())
+    assert all(line.split("\t")[0] != "clean" for line in shown)

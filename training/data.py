@@ -179,22 +179,41 @@ def load_lccc(root: Path | None = None) -> list[Example]:
     return examples
 
 
+def audit_key(text: str) -> str:
+    """How `data/lccc_audit.jsonl` names an LCCC line: a hash of its normalised text, so the
+    repository holds our labels without copying the dataset (see ../shared/datasets/README)."""
+    return hashlib.sha256(dedup_key(text).encode("utf-8")).hexdigest()[:16]
+
+
 def load_lccc_audit(path: Path = LCCC_AUDIT) -> dict[str, tuple[str, ...]]:
-    """Our review of LCCC lines, normalised text -> labels (empty: reviewed and clean).
+    """Our review of LCCC lines, audit key -> labels (empty: reviewed and clean).
 
     LCCC is published as clean chat, but some of its lines are insults or 约炮 talk. Lines
     the review labels are trained on as what they are, kept out of the clean-chat caps, and
     counted apart in the false-positive rate (training.evaluate prints it both ways)."""
-    if not Path(path).is_file():
+    path = Path(path)
+    if not path.is_file():
         return {}
-    return {dedup_key(e.text): e.labels for e in read_jsonl(Path(path), "audit/lccc")}
+    audit = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where}: not JSON ({exc.msg})") from exc
+        if not isinstance(row, dict) or not isinstance(row.get("key"), str):
+            raise ValueError(f"{where}: needs an object with a key string")
+        audit[row["key"]] = _check_labels(row.get("labels", []), where)
+    return audit
 
 
 def apply_lccc_audit(lccc: list[Example], audit: dict[str, tuple[str, ...]]) -> list[Example]:
     """LCCC with the lines the review found violating relabelled (source `lccc_audit`)."""
     relabelled = []
     for example in lccc:
-        labels = audit.get(dedup_key(example.text))
+        labels = audit.get(audit_key(example.text))
         relabelled.append(Example(example.text, labels, AUDITED_SOURCE) if labels else example)
     return relabelled
 
