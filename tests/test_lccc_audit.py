@@ -112,3 +112,15 @@ def test_every_audit_key_names_an_lccc_line_and_the_lines_can_be_shown(
     shown = capsys.readouterr().out.splitlines()
     assert len(shown) == sum(bool(labels) for labels in audit.values())
     assert all(line.split("\t")[0] != "clean" for line in shown)
+
+
+def test_showing_the_audit_without_lccc_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from training.lccc_audit import main
+
+    monkeypatch.setenv("QUNGUARD_DATASETS", str(tmp_path / "none"))
+    with pytest.raises(SystemExit) as exc:
+        main([])
+    assert exc.value.code == 2
+    assert "lccc_base_small" in capsys.readouterr().err

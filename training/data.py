@@ -86,7 +86,9 @@ def _check_labels(labels: Iterable[str], where: str) -> tuple[str, ...]:
     return labels
 
 
-def read_jsonl(path: Path, default_source: str) -> Iterator[Example]:
+def _labelled_rows(path: Path, name_field: str) -> Iterator[tuple[dict, tuple[str, ...]]]:
+    """Each JSON object of a JSONL file that names its line by a string `name_field`, with
+    its checked labels; ValueError naming the file and line of a bad one."""
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -95,9 +97,13 @@ def read_jsonl(path: Path, default_source: str) -> Iterator[Example]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{where}: not JSON ({exc.msg})") from exc
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-            raise ValueError(f"{where}: needs an object with a text string")
-        labels = _check_labels(row.get("labels", []), where)
+        if not isinstance(row, dict) or not isinstance(row.get(name_field), str):
+            raise ValueError(f"{where}: needs an object with a {name_field} string")
+        yield row, _check_labels(row.get("labels", []), where)
+
+
+def read_jsonl(path: Path, default_source: str) -> Iterator[Example]:
+    for row, labels in _labelled_rows(path, "text"):
         yield Example(row["text"], labels, row.get("source") or default_source)
 
 
@@ -194,19 +200,7 @@ def load_lccc_audit(path: Path = LCCC_AUDIT) -> dict[str, tuple[str, ...]]:
     path = Path(path)
     if not path.is_file():
         return {}
-    audit = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{where}: not JSON ({exc.msg})") from exc
-        if not isinstance(row, dict) or not isinstance(row.get("key"), str):
-            raise ValueError(f"{where}: needs an object with a key string")
-        audit[row["key"]] = _check_labels(row.get("labels", []), where)
-    return audit
+    return {row["key"]: labels for row, labels in _labelled_rows(path, "key")}
 
 
 def apply_lccc_audit(lccc: list[Example], audit: dict[str, tuple[str, ...]]) -> list[Example]:

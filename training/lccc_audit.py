@@ -20,9 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.lccc_audit", description=__doc__)
     parser.add_argument("--all", action="store_true", help="also the lines reviewed clean")
     args = parser.parse_args(argv)
-    audit = load_lccc_audit()
     try:
-        for example in load_lccc():
+        audit, lines = load_lccc_audit(), load_lccc()
+    except (OSError, ValueError) as exc:  # no ../shared beside the repository, a bad audit line
+        parser.error(str(exc))
+    try:
+        for example in lines:
             labels = audit.get(audit_key(example.text))
             if labels or (args.all and labels is not None):
                 print(f"{','.join(labels) or 'clean'}\t{example.text}")
