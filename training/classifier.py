@@ -49,8 +49,8 @@ class TrainConfig:
     hard_negatives: int = 0
     hard_negative_repeat: int = 1
     hard_positive_repeat: int = 1
-    # The labels whose scores rank the hard negatives (None: all). Mining on insult as well
-    # cost COLD insult F1 (README), so a configuration can leave it out.
+    # The labels whose scores rank the hard negatives (None: all). Leaving insult out did not
+    # win back COLD (run 2026.11.25-20, README): the insult threshold rose instead.
     hard_negative_labels: list[str] | None = None
     # Shares of training texts rewritten, fresh each time seen, with homophones (沙比 for 傻逼)
     # and with two characters in pinyin (training/rewrite.py): evasions normalisation leaves.
