@@ -95,7 +95,11 @@ def test_a_drop_within_noise_passes_and_a_real_drop_is_refused() -> None:
 def test_the_bootstrap_needs_the_same_set_for_both() -> None:
     other = Splits(heldout=INSULTS[:20] + CHAT)
     smaller = evaluate_scorer(
-        "m", lambda t: np.zeros((len(t), len(TEXT_LABELS))), np.full(8, 0.5), other, fusion=False
+        "m",
+        lambda t: np.zeros((len(t), len(TEXT_LABELS))),
+        np.full(len(TEXT_LABELS), 0.5),
+        other,
+        fusion=False,
     )
     key = ("heldout (ours)", "insult")
     assert not_worse_share(insult_report(30), smaller, key, 100) is None
@@ -205,6 +209,20 @@ def test_reports_decide_when_quality_is_within_tolerance(
     (row,) = [r for r in gate_entry(folder)["comparison"] if r["section"] == "reports"]
     expected = (0, total) if right == "candidate" else (total, 0)
     assert (row["current"], row["candidate"]) == expected
+
+
+def test_a_bad_corpus_line_stops_the_gate_with_a_usage_error(
+    layout: Layout, trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy_release(trained, layout.candidates, CANDIDATE)
+    bad = tmp_path / "bad_corpus"
+    bad.mkdir()
+    (bad / "x.jsonl").write_text('{"text": "加我微信", "labels": ["spam"]}\n', encoding="utf-8")
+    with pytest.raises(SystemExit) as exc:
+        gate(layout, bad)
+    assert exc.value.code == 2
+    assert "x.jsonl:1: unknown labels" in capsys.readouterr().err
+    assert (layout.candidates / CANDIDATE).is_dir()
 
 
 def test_candidate_older_than_the_served_release_is_refused(

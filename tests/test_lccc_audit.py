@@ -124,3 +124,22 @@ def test_showing_the_audit_without_lccc_is_a_clear_error(
         main([])
     assert exc.value.code == 2
     assert "lccc_base_small" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not datasets_dir().is_dir(), reason="../shared/datasets is not beside the repo")
+@pytest.mark.parametrize("module", ["training.evaluate", "training.baseline"])
+def test_a_bad_audit_line_stops_a_command_with_a_usage_error(
+    module: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib
+
+    import training.data
+
+    def bad_audit() -> dict[str, tuple[str, ...]]:
+        raise ValueError("data/lccc_audit.jsonl:3: unknown labels ['spam']")
+
+    monkeypatch.setattr(training.data, "load_lccc_audit", bad_audit)
+    with pytest.raises(SystemExit) as exc:
+        importlib.import_module(module).main([])
+    assert exc.value.code == 2
+    assert "lccc_audit.jsonl:3: unknown labels" in capsys.readouterr().err

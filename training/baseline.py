@@ -75,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--corpus-only", action="store_true")
     args = parser.parse_args(argv)
-    splits = build_splits(public=not args.corpus_only)
+    try:
+        splits = build_splits(public=not args.corpus_only)
+    except (OSError, ValueError) as exc:  # ../shared/datasets missing, or a bad data line
+        parser.error(str(exc))
     baseline = TfidfBaseline().fit(
         [e.text for e in splits.train], targets_of(splits.train), masks_of(splits.train)
     )

@@ -23,6 +23,7 @@ from models.labels import TEXT_LABELS
 from models.release import INPUT_NAMES, model_inputs
 from models.text.pipeline import analyze, model_text
 from models.text.tokenizer import CharTokenizer, Encoded
+from training.data import AUDITED_SOURCE
 from training.metrics import macro_f1, per_label
 from training.neural import ModelConfig, build_from_pretrained, build_model
 from training.rewrite import Rewriter
@@ -110,7 +111,7 @@ def repeats_for(sources: Sequence[str], cfg: TrainConfig) -> list[int]:
     def repeat(source: str) -> int:
         if source.startswith(("hand/", "report/")):
             return cfg.corpus_repeat
-        if source.startswith("mc_qq/") or source == "lccc_audit":
+        if source.startswith("mc_qq/") or source == AUDITED_SOURCE:
             return cfg.group_chat_repeat
         return cfg.clean_chat_repeat if source == "lccc" else 1
 

@@ -314,7 +314,10 @@ def main(argv: list[str] | None = None) -> int:
     if folder is None:
         parser.error(f"no release under {RELEASES_DIR}; pass --release")
     read_manifest(folder)
-    splits = build_splits(public=not args.corpus_only)
+    try:
+        splits = build_splits(public=not args.corpus_only)
+    except (OSError, ValueError) as exc:  # ../shared/datasets missing, or a bad data line
+        parser.error(str(exc))
     modes = [True, False] if args.compare_fusion else [not args.no_fusion]
     results = {}
     for fusion in modes:

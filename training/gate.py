@@ -334,7 +334,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     public = not args.corpus_only
-    splits = build_splits(load_corpus(args.corpus), public=public)
+    try:
+        splits = build_splits(load_corpus(args.corpus), public=public)
+    except (OSError, ValueError) as exc:  # ../shared/datasets missing, or a bad data line
+        parser.error(str(exc))
     reports = read_reports(args.reports) if args.reports else []
     try:
         result = run_gate(

@@ -82,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         model = TextModel.load(folder)
     except (OSError, ValueError, ReleaseError) as exc:
         parser.error(f"cannot load the release {folder}: {exc}")
-    corpus = load_corpus()
+    try:
+        corpus = load_corpus()
+    except (OSError, ValueError) as exc:  # a bad corpus line
+        parser.error(str(exc))
     heldout = build_splits(corpus, public=False).heldout
     rewriter = Rewriter([e.text for e in corpus], args.seed)
     print(f"{model.version}: {len(heldout)} held-out messages, seed {args.seed}\n")
