@@ -1,8 +1,10 @@
 """A released text model: a folder with the ONNX file, vocabulary, manifest and model card.
 
 Layout of `models/releases/<version>/`:
-- `model.onnx`: inputs `input_ids` and any of `bigram_ids`, `trigram_ids`, `attention_mask`
-  (int64, batch x length), output `scores` (float32, batch x labels, sigmoid probabilities);
+- `model.onnx`: inputs `input_ids` and any of `bigram_ids`, `trigram_ids`, `attention_mask`,
+  `pinyin_bigram_ids`, `pinyin_trigram_ids` (int64, batch x length; the last two need a
+  vocabulary with `pinyin_buckets`), output `scores` (float32, batch x labels, sigmoid
+  probabilities);
 - `vocab.json`: the tokenizer (`models.text.tokenizer`);
 - `manifest.json`: `Manifest` below (version, labels, thresholds, data hashes, configuration,
   metrics, file checksums);
@@ -30,7 +32,15 @@ from models.text.tokenizer import CharTokenizer, Encoded, VocabularyError
 
 RELEASE_FORMAT = "qunguard-release/1"
 RELEASES_DIR = MODELS_DIR / "releases"
-INPUT_NAMES = ("input_ids", "bigram_ids", "trigram_ids", "attention_mask")
+INPUT_NAMES = (
+    "input_ids",
+    "bigram_ids",
+    "trigram_ids",
+    "attention_mask",
+    "pinyin_bigram_ids",
+    "pinyin_trigram_ids",
+)
+PINYIN_INPUTS = frozenset(INPUT_NAMES[4:])
 OUTPUT_NAME = "scores"
 _VERSION_RE = re.compile(r"^(\d{4})\.(\d{2})\.(\d{2})-(\d+)$")
 
@@ -42,6 +52,8 @@ def model_inputs(batch: Encoded) -> dict[str, np.ndarray]:
         "bigram_ids": batch.bigrams,
         "trigram_ids": batch.trigrams,
         "attention_mask": batch.mask,
+        "pinyin_bigram_ids": batch.pinyin_bigrams,
+        "pinyin_trigram_ids": batch.pinyin_trigrams,
     }
 
 
@@ -181,6 +193,11 @@ class TextModel:
             or (OUTPUT_NAME not in outputs)
         ):
             raise ReleaseError(f"model has inputs {inputs} and outputs {outputs}")
+        if PINYIN_INPUTS & set(inputs) and not tokenizer.pinyin_buckets:
+            raise ReleaseError(
+                f"model reads {sorted(PINYIN_INPUTS & set(inputs))} but "
+                f"{manifest.vocab_file} has no pinyin_buckets"
+            )
         model = cls(folder, manifest, tokenizer, session)
         model._check_runs()
         return model

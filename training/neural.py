@@ -1,14 +1,17 @@
 """The neural text classifiers (torch), multi-label with sigmoid outputs.
 
-Two architectures share one forward signature
-(input_ids, bigram_ids, trigram_ids, attention_mask) -> scores:
+Two architectures share one forward signature (models.release.INPUT_NAMES)
+(input_ids, bigram_ids, trigram_ids, attention_mask, pinyin_bigram_ids, pinyin_trigram_ids)
+-> scores; inputs a model does not read are left out of its ONNX graph:
 - `cnn`, a wide-and-deep model. Deep: character and hashed-bigram embeddings, convolutions of
   several widths, masked max and mean pooling; it learns Chinese words from character pairs.
   Wide (`wide: true`): one weight per label for every character, bigram and trigram, summed
   over the message and scaled by 1/sqrt(length): a logistic regression over n-grams trained
   jointly with the deep part. On a few thousand hand-written examples per label the wide part
   learns fast and precisely (like a TF-IDF linear model), the deep part generalises to new
-  wordings; their logits add.
+  wordings; their logits add. With a tokenizer that has `pinyin_buckets`, the hashed
+  syllable pairs join the deep part's input and syllable pairs and triples the wide part, so
+  a homophone or pinyin spelling reads like the characters it stands for.
 - `transformer`: a BERT encoder built from a transformers config with our vocabulary, or
   fine-tuned from a local pretrained checkpoint (`--init-from`), whose embedding rows are copied
   into our vocabulary's order.
@@ -77,6 +80,8 @@ class ScoringModel(nn.Module):
         bigram_ids: torch.Tensor,
         trigram_ids: torch.Tensor,
         attention_mask: torch.Tensor,
+        pinyin_bigram_ids: torch.Tensor,
+        pinyin_trigram_ids: torch.Tensor,
     ) -> torch.Tensor:
         raise NotImplementedError
 
@@ -86,12 +91,30 @@ class ScoringModel(nn.Module):
         bigram_ids: torch.Tensor,
         trigram_ids: torch.Tensor,
         attention_mask: torch.Tensor,
+        pinyin_bigram_ids: torch.Tensor,
+        pinyin_trigram_ids: torch.Tensor,
     ) -> torch.Tensor:
-        return torch.sigmoid(self.logits(input_ids, bigram_ids, trigram_ids, attention_mask))
+        return torch.sigmoid(
+            self.logits(
+                input_ids,
+                bigram_ids,
+                trigram_ids,
+                attention_mask,
+                pinyin_bigram_ids,
+                pinyin_trigram_ids,
+            )
+        )
 
 
 class CharCNN(ScoringModel):
-    def __init__(self, vocab_size: int, ngram_buckets: int, n_labels: int, cfg: ModelConfig):
+    def __init__(
+        self,
+        vocab_size: int,
+        ngram_buckets: int,
+        n_labels: int,
+        cfg: ModelConfig,
+        pinyin_buckets: int = 0,
+    ):
         super().__init__()
         self.chars = nn.Embedding(vocab_size, cfg.embed_dim, padding_idx=0)
         self.bigrams = nn.Embedding(ngram_buckets, cfg.embed_dim, padding_idx=0)
@@ -110,9 +133,17 @@ class CharCNN(ScoringModel):
         self.wide_ngrams = (
             nn.Embedding(ngram_buckets, n_labels, padding_idx=0) if cfg.wide else None
         )
-        if cfg.wide:
-            nn.init.zeros_(self.wide_chars.weight)
-            nn.init.zeros_(self.wide_ngrams.weight)
+        self.sounds = (
+            nn.Embedding(pinyin_buckets, cfg.embed_dim, padding_idx=0) if pinyin_buckets else None
+        )
+        self.wide_sounds = (
+            nn.Embedding(pinyin_buckets, n_labels, padding_idx=0)
+            if pinyin_buckets and cfg.wide
+            else None
+        )
+        for wide in (self.wide_chars, self.wide_ngrams, self.wide_sounds):
+            if wide is not None:
+                nn.init.zeros_(wide.weight)
 
     def logits(
         self,
@@ -120,8 +151,13 @@ class CharCNN(ScoringModel):
         bigram_ids: torch.Tensor,
         trigram_ids: torch.Tensor,
         attention_mask: torch.Tensor,
+        pinyin_bigram_ids: torch.Tensor,
+        pinyin_trigram_ids: torch.Tensor,
     ) -> torch.Tensor:
-        x = self.dropout(self.chars(input_ids) + self.bigrams(bigram_ids)).transpose(1, 2)
+        x = self.chars(input_ids) + self.bigrams(bigram_ids)
+        if self.sounds is not None:
+            x = x + self.sounds(pinyin_bigram_ids)
+        x = self.dropout(x).transpose(1, 2)
         length = input_ids.shape[1]
         mask = attention_mask.unsqueeze(1).to(x.dtype)  # (batch, 1, length)
         count = mask.sum(dim=2).clamp(min=1.0)
@@ -137,6 +173,12 @@ class CharCNN(ScoringModel):
                 + self.wide_ngrams(bigram_ids)
                 + self.wide_ngrams(trigram_ids)
             )  # (batch, length, labels); padding rows are zero
+            if self.wide_sounds is not None:
+                per_position = (
+                    per_position
+                    + self.wide_sounds(pinyin_bigram_ids)
+                    + self.wide_sounds(pinyin_trigram_ids)
+                )
             out = out + per_position.sum(dim=1) / count.sqrt()
         return out
 
@@ -156,6 +198,8 @@ class TransformerClassifier(ScoringModel):
         bigram_ids: torch.Tensor,
         trigram_ids: torch.Tensor,
         attention_mask: torch.Tensor,
+        pinyin_bigram_ids: torch.Tensor,
+        pinyin_trigram_ids: torch.Tensor,
     ) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return self.out(self.dropout(hidden[:, 0]))
@@ -163,7 +207,9 @@ class TransformerClassifier(ScoringModel):
 
 def build_model(cfg: ModelConfig, tokenizer: CharTokenizer, n_labels: int) -> nn.Module:
     if cfg.architecture == "cnn":
-        return CharCNN(len(tokenizer), tokenizer.ngram_buckets, n_labels, cfg)
+        return CharCNN(
+            len(tokenizer), tokenizer.ngram_buckets, n_labels, cfg, tokenizer.pinyin_buckets
+        )
     if cfg.architecture == "transformer":
         from transformers import BertConfig, BertModel
 

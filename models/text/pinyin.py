@@ -15,7 +15,10 @@ normalised text is built only when a match needs it (matches are rare).
 
 from __future__ import annotations
 
+import re
+import zlib
 from bisect import bisect_right
+from functools import cache
 from itertools import accumulate
 
 from pypinyin import Style, lazy_pinyin
@@ -115,3 +118,66 @@ def to_pinyin(text: str) -> str:
     """Syllables of the Chinese characters in normalised `text`, Latin and digits kept, joined."""
     units = _UNIT
     return "".join([units[ch] for ch in text])
+
+
+# --- sound units: what the text model's pinyin channel sees -----------------------------------
+#
+# Homophones (沙比 for 傻逼) and typed pinyin (jia wei xin for 加微信) defeat a character model
+# that has not seen that exact spelling. The model therefore also reads the text as a sequence
+# of *sound units*: every Chinese character is its toneless syllable, a Latin word that splits
+# wholly into pinyin syllables is those syllables (its last letter of each syllable carries
+# it), and any other character is itself. Blanks carry no unit. 傻逼, 沙比, "sha bi" and "shabi"
+# then give one unit sequence, and the tokenizer hashes its pairs and triples.
+
+
+@cache
+def pinyin_syllables() -> frozenset[str]:
+    """Every toneless syllable pypinyin gives a CJK ideograph, without the vowel-less
+    interjections (m, n, ng, hm, hng), which would split letter strings such as "nm"."""
+    chars = "".join(chr(cp) for cp in range(0x4E00, 0xA000))
+    readings = lazy_pinyin(chars, style=Style.NORMAL, errors=lambda s: [""] * len(s))
+    return frozenset(s for s in readings if s.isascii() and s.isalpha() and set(s) & set("aeiouv"))
+
+
+_LONGEST_SYLLABLE = 6  # zhuang, shuang, chuang
+
+
+def split_pinyin(word: str) -> list[str] | None:
+    """The fewest pinyin syllables that spell lower-case `word` exactly, or None.
+
+    "jiaweixin" -> ["jia", "wei", "xin"]; "hello" -> None. A dynamic programme over prefixes;
+    ties between splits of equal length keep the one found first (longer first syllable).
+    """
+    known = pinyin_syllables()
+    best: list[list[str] | None] = [[]] + [None] * len(word)
+    for end in range(1, len(word) + 1):
+        for start in range(max(0, end - _LONGEST_SYLLABLE), end):
+            head = best[start]
+            if head is not None and word[start:end] in known:
+                if best[end] is None or len(head) + 1 < len(best[end] or ()):
+                    best[end] = [*head, word[start:end]]
+    return best[len(word)]
+
+
+def _sound_id(unit: str) -> int:
+    return zlib.crc32(unit.encode("utf-8", "surrogatepass")) + 1  # never 0 (0: no unit)
+
+
+_CHAR_SOUND: dict[str, int] = CharCache(lambda ch: _sound_id(syllable(ch) or ch))
+_LATIN_RUN = re.compile(r"[a-z]+")
+
+
+def sound_ids(text: str) -> list[int]:
+    """One entry per character of normalised `text`: the id of the sound unit that ends
+    there, or 0 where none does (blanks, and letters inside a Latin syllable)."""
+    sounds = _CHAR_SOUND
+    ids = [0 if ch.isspace() else sounds[ch] for ch in text]
+    for run in _LATIN_RUN.finditer(text):
+        parts = split_pinyin(run.group()) if len(run.group()) > 1 else None
+        if not parts:
+            continue
+        pos = run.start()
+        for part in parts:
+            ids[pos : pos + len(part)] = [0] * (len(part) - 1) + [_sound_id(part)]
+            pos += len(part)
+    return ids
