@@ -16,7 +16,7 @@ from tests.conftest import TINY_VERSION
 from tests.ml_fixtures import TINY_CONFIG, train_tiny, write_tiny_corpus
 from training.classifier import TrainConfig
 from training.data import Example
-from training.rewrite import Rewriter
+from training.rewrite import Rewriter, near_syllables
 from training.robustness import main as robustness_main
 from training.robustness import robustness_table
 
@@ -81,7 +81,16 @@ def test_robustness_prints_recall_for_each_rewriting(
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| ") and "rewriting" not in line]
     names = [row.split("|")[1].strip() for row in rows]
-    assert names == ["as written", "separators", "traditional", "homophones", "pinyin", "digits"]
+    assert names == [
+        "as written",
+        "separators",
+        "traditional",
+        "homophones",
+        "near homophones",
+        "pinyin",
+        "spaced pinyin",
+        "digits",
+    ]
     for row in rows:
         values = [float(cell) for cell in row.strip("|").split("|")[1:]]
         assert len(values) == 10 and all(0 <= v <= 1 for v in values)
@@ -104,3 +113,31 @@ def test_a_label_without_held_out_messages_prints_n_a(tiny_releases: Path) -> No
     assert as_written[TEXT_LABELS.index("ad")].strip() == "n/a"
     assert as_written[TEXT_LABELS.index("insult")].strip() in ("0.000", "1.000")
     assert "nan" not in table
+
+
+def test_near_syllables_are_one_regional_merger_away() -> None:
+    assert near_syllables("sha") == ["sa"]
+    assert near_syllables("zi") == ["zhi"]
+    assert sorted(near_syllables("lin")) == ["ling", "nin"]
+    assert near_syllables("shang") == ["sang", "shan"]
+    assert near_syllables("a") == []
+
+
+def test_near_homophones_swap_characters_for_merged_sounds() -> None:
+    rewriter = Rewriter([*TEXTS, "萨萨萨杀"], seed=2)
+    rewritten = rewriter.near_homophones_of("傻")
+    assert rewritten == "萨"  # sha -> sa, the only near sound the corpus has
+    for _ in range(10):
+        out = rewriter.near_homophones_of(MESSAGE)
+        changed = [(a, b) for a, b in zip(MESSAGE, out, strict=True) if a != b]
+        assert len(changed) <= 2
+        assert all(syllable(b) in near_syllables(syllable(a)) for a, b in changed)
+
+
+def test_spaced_pinyin_spells_up_to_three_characters_with_spaces() -> None:
+    rewriter = Rewriter(TEXTS, seed=4)
+    assert rewriter.spaced_pinyin("你好") == "ni hao"
+    assert rewriter.spaced_pinyin("ok 123") == "ok 123"
+    out = rewriter.spaced_pinyin(MESSAGE)
+    assert sum(map(is_han, out)) in (sum(map(is_han, MESSAGE)) - 3, sum(map(is_han, MESSAGE)) - 2)
+    assert " " in out.strip()

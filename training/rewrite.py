@@ -23,6 +23,37 @@ CIRCLED = dict(zip("0123456789", "⓪①②③④⑤⑥⑦⑧⑨", strict=True))
 _TO_TRADITIONAL = opencc.OpenCC("s2t")
 
 
+# Regional mergers of pinyin sounds (模糊音): the swaps people make when they write by ear.
+_INITIAL_SWAP = {
+    "zh": "z",
+    "z": "zh",
+    "ch": "c",
+    "c": "ch",
+    "sh": "s",
+    "s": "sh",
+    "n": "l",
+    "l": "n",
+}
+_FINAL_PAIRS = (("ang", "an"), ("eng", "en"), ("ing", "in"))
+
+
+def near_syllables(sound: str) -> list[str]:
+    """Syllables one regional merger away from `sound` ("sha" -> ["sa"], "lin" -> ["nin",
+    "ling"]); they need not exist, the caller looks them up."""
+    out = []
+    initial = next((i for i in _INITIAL_SWAP if sound.startswith(i)), "")  # zh before z
+    if initial:
+        out.append(_INITIAL_SWAP[initial] + sound[len(initial) :])
+    for with_g, without in _FINAL_PAIRS:
+        if sound.endswith(with_g):
+            out.append(sound[:-1])
+            break
+        if sound.endswith(without):
+            out.append(sound + "g")
+            break
+    return out
+
+
 class Rewriter:
     """The rewritings, with a homophone table built from the characters of `texts`."""
 
@@ -34,13 +65,16 @@ class Rewriter:
             if n >= 3 and syllable(ch):
                 by_sound[syllable(ch)].append(ch)
         self.homophones = {ch: chars for chars in by_sound.values() for ch in chars}
+        self.by_sound = dict(by_sound)
 
     def kinds(self) -> dict[str, Callable[[str], str]]:
         return {
             "separators": self.separators,
             "traditional": _TO_TRADITIONAL.convert,
             "homophones": self.homophones_of,
+            "near homophones": self.near_homophones_of,
             "pinyin": self.pinyin,
+            "spaced pinyin": self.spaced_pinyin,
             "digits": lambda text: "".join(CIRCLED.get(ch, ch) for ch in text),
         }
 
@@ -58,6 +92,34 @@ class Rewriter:
         for i in self.random.sample(spots, min(2, len(spots))):
             chars[i] = self.random.choice([c for c in self.homophones[chars[i]] if c != chars[i]])
         return "".join(chars)
+
+    def near_homophones_of(self, text: str) -> str:
+        """Up to two Chinese characters swapped for one whose syllable differs by a
+        regional merger (z/zh, n/l, in/ing...: 傻 sha -> 萨 sa). Training never rewrites this
+        way, so it checks what the exact-syllable augmentation and pinyin channel do not give
+        for free."""
+        chars = list(text)
+        options = {i: self._near(ch) for i, ch in enumerate(chars) if is_han(ch)}
+        spots = [i for i, near in options.items() if near]
+        for i in self.random.sample(spots, min(2, len(spots))):
+            chars[i] = self.random.choice(options[i])
+        return "".join(chars)
+
+    def _near(self, ch: str) -> list[str]:
+        return [c for sound in near_syllables(syllable(ch)) for c in self.by_sound.get(sound, ())]
+
+    def spaced_pinyin(self, text: str) -> str:
+        """Three neighbouring Chinese characters as pinyin syllables with spaces between
+        (加微信 -> jia wei xin), the way people type it; fewer when the text has fewer."""
+        runs = [i for i in range(len(text)) if is_han(text[i])]
+        if not runs:
+            return text
+        start = self.random.choice(runs)
+        end = start
+        while end < len(text) and end - start < 3 and is_han(text[end]):
+            end += 1
+        spelled = " ".join(syllable(ch) for ch in text[start:end])
+        return f"{text[:start]} {spelled} {text[end:]}".strip()
 
     def pinyin(self, text: str) -> str:
         pairs = [i for i in range(len(text) - 1) if is_han(text[i]) and is_han(text[i + 1])]
