@@ -121,3 +121,17 @@ def test_a_pinyin_model_with_a_vocabulary_lacking_the_channel_is_refused(
     manifest_path.write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
     with pytest.raises(ReleaseError, match="pinyin_buckets"):
         TextModel.load(folder)
+
+
+def test_the_wide_syllable_weights_can_be_left_out() -> None:
+    from training.neural import ModelConfig, build_model
+
+    tokenizer = CharTokenizer.build(["傻逼"], min_freq=1, ngram_buckets=101, pinyin_buckets=53)
+    both = build_model(ModelConfig(embed_dim=8, filters=4, hidden=4), tokenizer, 8)
+    deep = build_model(
+        ModelConfig(embed_dim=8, filters=4, hidden=4, pinyin_wide=False), tokenizer, 8
+    )
+    assert both.sounds is not None and both.wide_sounds is not None
+    assert deep.sounds is not None and deep.wide_sounds is None
+    plain = CharTokenizer.build(["傻逼"], min_freq=1, ngram_buckets=101)
+    assert build_model(ModelConfig(embed_dim=8, filters=4, hidden=4), plain, 8).sounds is None

@@ -42,6 +42,9 @@ class ModelConfig:
 
     architecture: str = "cnn"
     wide: bool = True
+    # With a pinyin vocabulary: also a wide weight per label for every syllable pair and
+    # triple (False: the syllable pairs feed the deep part only).
+    pinyin_wide: bool = True
     embed_dim: int = 128
     kernel_sizes: list[int] = field(default_factory=lambda: [1, 2, 3, 5])
     filters: int = 192
@@ -138,7 +141,7 @@ class CharCNN(ScoringModel):
         )
         self.wide_sounds = (
             nn.Embedding(pinyin_buckets, n_labels, padding_idx=0)
-            if pinyin_buckets and cfg.wide
+            if pinyin_buckets and cfg.wide and cfg.pinyin_wide
             else None
         )
         for wide in (self.wide_chars, self.wide_ngrams, self.wide_sounds):
