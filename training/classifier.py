@@ -211,9 +211,10 @@ class NeuralTextClassifier:
         )
         steps_per_epoch = math.ceil(len(order) / cfg.batch_size)
         total_steps = steps_per_epoch * cfg.epochs
-        # fused: one kernel over all parameters instead of a Python loop of small ops. With
-        # AdamW's dense updates of the large embedding tables, the unfused step took 3/4 of a
-        # CPU training step; fused it is about 6x faster (same update, up to rounding).
+        # fused: one kernel over all parameters instead of a loop of small ops per tensor.
+        # AdamW updates the large embedding tables densely; unfused, that was about two thirds
+        # of a CPU training step, fused a tenth (`python -m benchmarks.train_step`, figures in
+        # the README). The update is the same, up to rounding.
         optimiser = torch.optim.AdamW(
             self.model.parameters(),
             lr=cfg.learning_rate,

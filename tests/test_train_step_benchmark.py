@@ -1,0 +1,26 @@
+"""benchmarks/train_step.py runs on a configuration and reports both optimisers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.train_step import main
+from tests.ml_fixtures import TINY_CONFIG
+
+
+def test_train_step_benchmark_times_both_optimisers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(TINY_CONFIG), "--steps", "2", "--length", "8"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert [row.split("|")[1].strip() for row in rows[1:]] == ["unfused", "fused"]
+    for row in rows[1:]:
+        times = [float(cell) for cell in row.strip("|").split("|")[1:]]
+        assert all(t > 0 for t in times) and abs(sum(times[:3]) - times[3]) < 0.2
+
+
+def test_train_step_benchmark_refuses_a_transformer_configuration(tmp_path: Path) -> None:
+    config = tmp_path / "t.json"
+    config.write_text('{"model": {"architecture": "transformer"}}', encoding="utf-8")
+    with pytest.raises(SystemExit):
+        main(["--config", str(config)])
