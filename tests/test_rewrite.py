@@ -86,10 +86,10 @@ def test_robustness_prints_recall_for_each_rewriting(
         "separators",
         "traditional",
         "homophones",
-        "near homophones",
         "pinyin",
-        "spaced pinyin",
         "digits",
+        "near homophones",
+        "spaced pinyin",
     ]
     for row in rows:
         values = [float(cell) for cell in row.strip("|").split("|")[1:]]

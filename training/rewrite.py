@@ -72,10 +72,11 @@ class Rewriter:
             "separators": self.separators,
             "traditional": _TO_TRADITIONAL.convert,
             "homophones": self.homophones_of,
-            "near homophones": self.near_homophones_of,
             "pinyin": self.pinyin,
-            "spaced pinyin": self.spaced_pinyin,
             "digits": lambda text: "".join(CIRCLED.get(ch, ch) for ch in text),
+            # Last, so that the rows above draw the same random numbers as before they existed.
+            "near homophones": self.near_homophones_of,
+            "spaced pinyin": self.spaced_pinyin,
         }
 
     def separators(self, text: str) -> str:
