@@ -6,12 +6,12 @@ Each held-out message of our corpus (never trained on) is rewritten once per kin
 - traditional: traditional characters (OpenCC s2t);
 - homophones: up to two Chinese characters swapped for another of the same toneless pinyin
   (傻逼 -> 沙比), drawn from the characters of our corpus;
+- pinyin: two neighbouring Chinese characters written in pinyin letters (jia微信 -> jiawei信);
+- digits: 0-9 written as circled digits (①③⑤);
 - near homophones: up to two Chinese characters swapped for one a regional merger away
   (z/zh, c/ch, s/sh, n/l, an/ang, en/eng, in/ing: 傻逼 -> 萨逼); training never rewrites so;
-- pinyin: two neighbouring Chinese characters written in pinyin letters (jia微信 -> jiawei信);
 - spaced pinyin: up to three neighbouring Chinese characters as spaced syllables
-  (加微信 -> jia wei xin); training never rewrites so;
-- digits: 0-9 written as circled digits (①③⑤).
+  (加微信 -> jia wei xin); training never rewrites so.
 It prints, per label, the share of positives still flagged (recall) and the share of clean
 held-out messages flagged, for the messages as written and for each rewriting.
 
