@@ -62,7 +62,7 @@ class TrainConfig:
     max_vocab: int = 8000
     ngram_buckets: int = 60_000
     # Hashed syllable pair/triple buckets of the pinyin channel (models/text/tokenizer.py);
-    # 0 leaves the channel out (the releases before 2026.11.25-22).
+    # 0 leaves the channel out.
     pinyin_buckets: int = 0
     max_minutes: float = 50.0
     seed: int = 13

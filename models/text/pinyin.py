@@ -146,7 +146,8 @@ def split_pinyin(word: str) -> list[str] | None:
     """The fewest pinyin syllables that spell lower-case `word` exactly, or None.
 
     "jiaweixin" -> ["jia", "wei", "xin"]; "hello" -> None. A dynamic programme over prefixes;
-    ties between splits of equal length keep the one found first (longer first syllable).
+    of two splits with as many syllables, the one with the longer last syllable wins
+    ("fangan" -> ["fan", "gan"]).
     """
     known = pinyin_syllables()
     best: list[list[str] | None] = [[]] + [None] * len(word)

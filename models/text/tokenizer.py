@@ -131,7 +131,7 @@ class CharTokenizer:
                 int(payload.get("pinyin_buckets", 0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise VocabularyError(f"{path} lacks a field: {exc}") from exc
+            raise VocabularyError(f"{path} lacks a field or has a malformed one: {exc}") from exc
 
     def token_ids(self, text: str, max_len: int) -> list[int]:
         """[CLS] followed by the ids of the first `max_len - 1` characters."""
