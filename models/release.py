@@ -205,7 +205,13 @@ class TextModel:
     def _check_runs(self) -> None:
         # The pinyin line also builds the pinyin channel's syllable table (a quarter of a
         # second) here at load rather than in the first request that holds a Latin word.
-        scores = self.predict_proba(["你好", "加我微信", "jia wo wei xin"])
+        try:
+            scores = self.predict_proba(["你好", "加我微信", "jia wo wei xin"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            # e.g. a vocabulary whose ngram or pinyin buckets outgrow the model's tables
+            raise ReleaseError(
+                f"model cannot score with {self.manifest.vocab_file}: {exc}"
+            ) from exc
         expected = (3, len(self.labels))
         if scores.shape != expected or not np.all(np.isfinite(scores)):
             raise ReleaseError(f"model output has shape {scores.shape}, expected {expected}")

@@ -104,21 +104,32 @@ def test_a_model_with_the_pinyin_channel_exports_serves_and_records_it(
     assert scores.shape == (3, 8) and np.all((scores >= 0) & (scores <= 1))
 
 
-def test_a_pinyin_model_with_a_vocabulary_lacking_the_channel_is_refused(
-    pinyin_release: Path, tmp_path: Path
-) -> None:
+def _with_vocabulary(release: Path, parent: Path, **changes: object) -> Path:
+    """A copy of `release` whose vocab.json has `changes` (None: field removed), with the
+    manifest's checksum updated: consistent, yet wrong."""
     import shutil
 
-    folder = tmp_path / pinyin_release.name
-    shutil.copytree(pinyin_release, folder)
+    folder = parent / release.name
+    shutil.copytree(release, folder)
     vocab = folder / "vocab.json"
     payload = json.loads(vocab.read_text(encoding="utf-8"))
-    del payload["pinyin_buckets"]
+    for name, value in changes.items():
+        if value is None:
+            del payload[name]
+        else:
+            payload[name] = value
     vocab.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
     manifest_path = folder / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    manifest["sha256"]["vocab.json"] = sha256_file(vocab)  # consistent, yet wrong
+    manifest["sha256"]["vocab.json"] = sha256_file(vocab)
     manifest_path.write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    return folder
+
+
+def test_a_pinyin_model_with_a_vocabulary_lacking_the_channel_is_refused(
+    pinyin_release: Path, tmp_path: Path
+) -> None:
+    folder = _with_vocabulary(pinyin_release, tmp_path, pinyin_buckets=None)
     with pytest.raises(ReleaseError, match="pinyin_buckets"):
         TextModel.load(folder)
 
@@ -135,3 +146,13 @@ def test_the_wide_syllable_weights_can_be_left_out() -> None:
     assert deep.sounds is not None and deep.wide_sounds is None
     plain = CharTokenizer.build(["傻逼"], min_freq=1, ngram_buckets=101)
     assert build_model(ModelConfig(embed_dim=8, filters=4, hidden=4), plain, 8).sounds is None
+
+
+@pytest.mark.parametrize("field", ["pinyin_buckets", "ngram_buckets"])
+def test_a_vocabulary_whose_buckets_outgrow_the_model_is_refused_not_crashed(
+    pinyin_release: Path, tmp_path: Path, field: str
+) -> None:
+    # ids far beyond the model's embedding tables
+    folder = _with_vocabulary(pinyin_release, tmp_path, **{field: 10**9})
+    with pytest.raises(ReleaseError, match="cannot score with vocab.json"):
+        TextModel.load(folder)
