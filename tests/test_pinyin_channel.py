@@ -156,3 +156,26 @@ def test_a_vocabulary_whose_buckets_outgrow_the_model_is_refused_not_crashed(
     folder = _with_vocabulary(pinyin_release, tmp_path, **{field: 10**9})
     with pytest.raises(ReleaseError, match="cannot score with vocab.json"):
         TextModel.load(folder)
+
+
+def test_pinyin_drop_reads_training_messages_without_their_syllables_only_in_training() -> None:
+    import torch
+
+    from training.neural import ModelConfig, build_model
+
+    texts = ["加微信领福利", "jia wei xin"]
+    tokenizer = CharTokenizer.build(texts, min_freq=1, ngram_buckets=101, pinyin_buckets=53)
+    cfg = ModelConfig(embed_dim=8, filters=4, hidden=4, dropout=0.0, pinyin_drop=0.999999)
+    model = build_model(cfg, tokenizer, 8)
+    for table in (model.sounds, model.wide_sounds):
+        torch.nn.init.normal_(table.weight)  # the wide tables start at zero
+    batch = tokenizer.encode(texts)
+    inputs = [torch.from_numpy(a) for a in (batch.ids, batch.bigrams, batch.trigrams, batch.mask)]
+    sounds = [torch.from_numpy(batch.pinyin_bigrams), torch.from_numpy(batch.pinyin_trigrams)]
+    silent = [torch.zeros_like(s) for s in sounds]
+    model.train()
+    assert torch.allclose(model.logits(*inputs, *sounds), model.logits(*inputs, *silent))
+    model.eval()
+    assert not torch.allclose(model.logits(*inputs, *sounds), model.logits(*inputs, *silent))
+    with pytest.raises(ValueError, match="pinyin_drop"):
+        ModelConfig(pinyin_drop=1.0)
