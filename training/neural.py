@@ -47,7 +47,8 @@ class ModelConfig:
     pinyin_wide: bool = True
     # With a pinyin vocabulary: the share of training messages read without their syllable
     # ids, so the character path stays strong on its own. Without it the channel let the loss
-    # fall fast and dev peak at epoch 2 or 3 (runs 2026.11.25-22 and -24).
+    # fall fast and dev peak at epoch 2 or 3 (runs 2026.11.25-22 and -24); at 0.5 (-26) the
+    # loss kept the pace of a model without the channel, but dev still peaked at epoch 3.
     pinyin_drop: float = 0.0
     embed_dim: int = 128
     kernel_sizes: list[int] = field(default_factory=lambda: [1, 2, 3, 5])
