@@ -278,6 +278,10 @@ def test_rows_repeat_by_source() -> None:
     sources = ["hand/ad/yinliu", "report/17", "mc_qq/train", "mc_qq/ads.txt", "cold/train", "lccc"]
     assert repeats_for(sources, cfg) == [4, 4, 3, 3, 1, 2]
     assert repeats_for(sources, TrainConfig(corpus_repeat=1)) == [1] * 6
+    reports_apart = TrainConfig(corpus_repeat=4, report_repeat=8)
+    assert repeats_for(sources[:2], reports_apart) == [4, 8]
+    with pytest.raises(ValueError, match="report_repeat"):
+        TrainConfig(report_repeat=0)
 
 
 @pytest.mark.skipif(not datasets_dir().is_dir(), reason="../shared/datasets is not beside the repo")
