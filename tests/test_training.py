@@ -9,13 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from models.labels import TEXT_LABELS
 from models.paths import DATA_DIR
 from models.release import TextModel, read_manifest
-from training.classifier import TrainConfig, drop_chars, repeats_for
+from training.classifier import NeuralTextClassifier, TrainConfig, drop_chars, repeats_for
 from training.data import Example, build_splits, datasets_dir, dedup_key
-from training.metrics import threshold_for_precision
+from training.metrics import macro_f1, per_label, threshold_for_precision
+from training.neural import ModelConfig
 from training.threshold_rule import choose_thresholds, clean_caps, label_value, threshold_for_fpr
 from training.train import load_config
 from training.train import main as train_main
@@ -339,3 +341,48 @@ def test_a_bad_config_is_refused_naming_the_setting(
     path.write_text(json.dumps(config), encoding="utf-8")
     with pytest.raises(ValueError, match=message):
         load_config(path)
+
+
+def _ads_and_chat() -> tuple[list[str], np.ndarray]:
+    """Thirty ads and thirty meeting reminders: learnt in a few steps."""
+    texts = [f"加我微信{i}号领红包" for i in range(30)]
+    texts += [f"今天{i}点开会别迟到" for i in range(30)]
+    targets = np.zeros((len(texts), len(TEXT_LABELS)))
+    targets[:30, TEXT_LABELS.index("ad")] = 1
+    return texts, targets
+
+
+def _fit_small(ema_decay: float, with_dev: bool) -> NeuralTextClassifier:
+    texts, targets = _ads_and_chat()
+    model_config = ModelConfig(
+        architecture="cnn", embed_dim=16, kernel_sizes=[1, 2], filters=8, hidden=8, max_len=32
+    )
+    train_config = TrainConfig(
+        epochs=3, batch_size=8, learning_rate=0.02, warmup_steps=2, ngram_buckets=97,
+        min_char_freq=1, progress=False, ema_decay=ema_decay, seed=3,
+    )  # fmt: skip
+    dev = (texts, targets) if with_dev else ((), None)
+    return NeuralTextClassifier(model_config, train_config).fit(texts, targets, *dev)
+
+
+def test_weight_averaging_keeps_the_averaged_weights_and_leaves_training_alone() -> None:
+    live = _fit_small(0.0, with_dev=False)
+    averaged = _fit_small(0.9, with_dev=False)
+    # the same steps were taken: averaging only reads the weights
+    assert [r["loss"] for r in averaged.history] == [r["loss"] for r in live.history]
+    live_state, kept_state = live.model.state_dict(), averaged.model.state_dict()
+    assert live_state.keys() == kept_state.keys()
+    assert any(not torch.equal(live_state[k], kept_state[k]) for k in live_state)
+    # with a dev split, what is kept is what was scored best
+    scored = _fit_small(0.9, with_dev=True)
+    best = max(r["dev_macro_f1"] for r in scored.history)
+    texts, targets = _ads_and_chat()
+    rescored = macro_f1(
+        per_label(targets, scored.predict_proba(texts), [0.5] * len(TEXT_LABELS), TEXT_LABELS)
+    )
+    assert best > 0 and rescored == pytest.approx(best)
+    unaveraged = _fit_small(0.0, with_dev=True).model.state_dict()
+    kept_state = scored.model.state_dict()
+    assert any(not torch.equal(unaveraged[k], kept_state[k]) for k in kept_state)
+    with pytest.raises(ValueError, match="ema_decay"):
+        TrainConfig(ema_decay=1.0)
