@@ -16,7 +16,7 @@ from models.paths import DATA_DIR
 from models.release import TextModel, read_manifest
 from training.classifier import NeuralTextClassifier, TrainConfig, drop_chars, repeats_for
 from training.data import Example, build_splits, datasets_dir, dedup_key
-from training.metrics import macro_f1, per_label, threshold_for_precision
+from training.metrics import best_f1, macro_best_f1, macro_f1, per_label, threshold_for_precision
 from training.neural import ModelConfig
 from training.threshold_rule import choose_thresholds, clean_caps, label_value, threshold_for_fpr
 from training.train import load_config
@@ -352,14 +352,16 @@ def _ads_and_chat() -> tuple[list[str], np.ndarray]:
     return texts, targets
 
 
-def _fit_small(ema_decay: float, with_dev: bool) -> NeuralTextClassifier:
+def _fit_small(
+    ema_decay: float, with_dev: bool, epoch_metric: str = "f1_at_half"
+) -> NeuralTextClassifier:
     texts, targets = _ads_and_chat()
     model_config = ModelConfig(
         architecture="cnn", embed_dim=16, kernel_sizes=[1, 2], filters=8, hidden=8, max_len=32
     )
     train_config = TrainConfig(
         epochs=3, batch_size=8, learning_rate=0.02, warmup_steps=2, ngram_buckets=97,
-        min_char_freq=1, progress=False, ema_decay=ema_decay, seed=3,
+        min_char_freq=1, progress=False, ema_decay=ema_decay, seed=3, epoch_metric=epoch_metric,
     )  # fmt: skip
     dev = (texts, targets) if with_dev else ((), None)
     return NeuralTextClassifier(model_config, train_config).fit(texts, targets, *dev)
@@ -386,3 +388,38 @@ def test_weight_averaging_keeps_the_averaged_weights_and_leaves_training_alone()
     assert any(not torch.equal(unaveraged[k], kept_state[k]) for k in kept_state)
     with pytest.raises(ValueError, match="ema_decay"):
         TrainConfig(ema_decay=1.0)
+
+
+def test_best_f1_takes_the_best_cut_and_keeps_ties_together() -> None:
+    truth = np.array([1, 1, 0, 0])
+    # cuts at 0.9, 0.5, 0.2, 0.1 give F1 0.667, 0.5, 0.8, 0.667
+    assert best_f1(truth, np.array([0.9, 0.2, 0.5, 0.1])) == pytest.approx(0.8)
+    # a tie cannot be split: both rows pass or neither does
+    assert best_f1(np.array([1, 0]), np.array([0.5, 0.5])) == pytest.approx(2 / 3)
+    assert best_f1(np.array([0, 0]), np.array([0.5, 0.1])) == 0.0
+    # only annotated rows count, and labels without positives are left out of the mean
+    two = np.array([[1, 0], [0, 0], [1, 0]])
+    scores = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.3]])
+    assert macro_best_f1(two, scores) == pytest.approx(0.8)  # cut at 0.1: P 2/3, R 1
+    assert macro_best_f1(two, scores, np.array([[1, 1], [0, 1], [1, 1]])) == pytest.approx(1.0)
+
+
+def test_the_kept_epoch_can_be_chosen_by_best_f1(monkeypatch: pytest.MonkeyPatch) -> None:
+    import training.classifier
+
+    def scripted(values: list[float]):  # the dev scores of epochs 1, 2 and 3, in turn
+        returned = iter(values)
+        return lambda *args: next(returned)
+
+    final = _fit_small(0.0, with_dev=False).model.state_dict()  # no dev: the last epoch's
+    kept = {}
+    for metric in ("best_f1", "f1_at_half"):
+        monkeypatch.setattr(training.classifier, "macro_f1", scripted([0.9, 0.5, 0.4]))
+        monkeypatch.setattr(training.classifier, "macro_best_f1", scripted([0.1, 0.2, 0.8]))
+        chosen = _fit_small(0.0, with_dev=True, epoch_metric=metric)
+        assert [r["dev_best_f1"] for r in chosen.history] == [0.1, 0.2, 0.8]
+        kept[metric] = chosen.model.state_dict()
+    assert all(torch.equal(final[k], kept["best_f1"][k]) for k in final)  # epoch 3
+    assert any(not torch.equal(final[k], kept["f1_at_half"][k]) for k in final)  # epoch 1
+    with pytest.raises(ValueError, match="epoch_metric"):
+        TrainConfig(epoch_metric="loss")

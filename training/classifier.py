@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from models.release import INPUT_NAMES, model_inputs
 from models.text.pipeline import analyze, model_text
 from models.text.tokenizer import CharTokenizer, Encoded
 from training.data import AUDITED_SOURCE
-from training.metrics import macro_f1, per_label
+from training.metrics import macro_best_f1, macro_f1, per_label
 from training.neural import ModelConfig, build_from_pretrained, build_model
 from training.rewrite import Rewriter
 
@@ -67,6 +68,10 @@ class TrainConfig:
     # kept, with the averaged weights. Dev macro-F1 swung by up to 0.05 from one epoch to the
     # next (2026.11.25-28's history); the average smooths the last steps' noise away.
     ema_decay: float = 0.0
+    # What picks the kept epoch on dev: macro-F1 with every threshold at 0.5, or the mean of
+    # each label's best F1 over thresholds. Thresholds are tuned after training, so 0.5 only
+    # measures calibration: run 2026.11.25-31 kept epoch 3 of 8 by it.
+    epoch_metric: Literal["f1_at_half", "best_f1"] = "f1_at_half"
     min_char_freq: int = 2
     max_vocab: int = 8000
     ngram_buckets: int = 60_000
@@ -306,8 +311,10 @@ class NeuralTextClassifier:
                 record["dev_macro_f1"] = macro_f1(
                     per_label(dev_targets, scores, [0.5] * len(TEXT_LABELS), TEXT_LABELS, dev_masks)
                 )
-                if record["dev_macro_f1"] > best_score:
-                    best_score = record["dev_macro_f1"]
+                record["dev_best_f1"] = macro_best_f1(np.asarray(dev_targets), scores, dev_masks)
+                chosen = record["dev_best_f1" if cfg.epoch_metric == "best_f1" else "dev_macro_f1"]
+                if chosen > best_score:
+                    best_score = chosen
                     best_state = _copy_state(kept)
             elif averaged is not None:  # no dev split: the last average is what is kept
                 best_state = _copy_state(kept)

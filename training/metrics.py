@@ -64,6 +64,36 @@ def macro_f1(results: dict[str, PRF]) -> float:
     return float(np.mean(with_support)) if with_support else 0.0
 
 
+def best_f1(truth: np.ndarray, scores: np.ndarray) -> float:
+    """The highest F1 any threshold gives on (truth, scores); ties fall on the same side.
+
+    Threshold-free, so it ranks models by how well their scores separate the classes rather
+    than by where 0.5 happens to cut (training.classifier picks the kept epoch with it).
+    """
+    truth = truth.astype(bool)
+    if not truth.any():
+        return 0.0
+    order = np.argsort(-scores, kind="stable")
+    sorted_scores, sorted_truth = scores[order], truth[order]
+    tp = np.cumsum(sorted_truth)
+    precision = tp / np.arange(1, len(sorted_scores) + 1)
+    recall = tp / truth.sum()
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-9)
+    last_of_tie = np.r_[sorted_scores[1:] != sorted_scores[:-1], True]
+    return float(f1[last_of_tie].max())
+
+
+def macro_best_f1(truth: np.ndarray, scores: np.ndarray, masks: np.ndarray | None = None) -> float:
+    """Mean over the labels with positives of `best_f1`, on the rows annotated for each."""
+    known = np.ones_like(truth, dtype=bool) if masks is None else masks.astype(bool)
+    values = [
+        best_f1(truth[known[:, i], i], scores[known[:, i], i])
+        for i in range(truth.shape[1])
+        if truth[known[:, i], i].any()
+    ]
+    return float(np.mean(values)) if values else 0.0
+
+
 def threshold_for_precision(
     truth: np.ndarray, scores: np.ndarray, target: float, floor: float = 0.05
 ) -> float:
