@@ -64,23 +64,45 @@ def macro_f1(results: dict[str, PRF]) -> float:
     return float(np.mean(with_support)) if with_support else 0.0
 
 
+@dataclass(frozen=True)
+class Cuts:
+    """Every cut of scores sorted high to low: cut i passes rows 0..i. Ties must fall on the
+    same side, so only cuts at the last row of a tie (`last_of_tie`) are real thresholds."""
+
+    scores: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    last_of_tie: np.ndarray
+
+    @property
+    def f1(self) -> np.ndarray:
+        p, r = self.precision, self.recall
+        return 2 * p * r / np.maximum(p + r, 1e-9)
+
+
+def cuts(truth: np.ndarray, scores: np.ndarray) -> Cuts:
+    """Precision and recall at every cut of `scores` (truth needs a positive)."""
+    order = np.argsort(-scores, kind="stable")
+    sorted_scores = scores[order]
+    tp = np.cumsum(truth.astype(bool)[order])
+    return Cuts(
+        scores=sorted_scores,
+        precision=tp / np.arange(1, len(sorted_scores) + 1),
+        recall=tp / tp[-1],
+        last_of_tie=np.r_[sorted_scores[1:] != sorted_scores[:-1], True],
+    )
+
+
 def best_f1(truth: np.ndarray, scores: np.ndarray) -> float:
     """The highest F1 any threshold gives on (truth, scores); ties fall on the same side.
 
     Threshold-free, so it ranks models by how well their scores separate the classes rather
     than by where 0.5 happens to cut (training.classifier picks the kept epoch with it).
     """
-    truth = truth.astype(bool)
-    if not truth.any():
+    if not truth.astype(bool).any():
         return 0.0
-    order = np.argsort(-scores, kind="stable")
-    sorted_scores, sorted_truth = scores[order], truth[order]
-    tp = np.cumsum(sorted_truth)
-    precision = tp / np.arange(1, len(sorted_scores) + 1)
-    recall = tp / truth.sum()
-    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-9)
-    last_of_tie = np.r_[sorted_scores[1:] != sorted_scores[:-1], True]
-    return float(f1[last_of_tie].max())
+    every = cuts(truth, scores)
+    return float(every.f1[every.last_of_tie].max())
 
 
 def macro_best_f1(truth: np.ndarray, scores: np.ndarray, masks: np.ndarray | None = None) -> float:
@@ -103,21 +125,12 @@ def threshold_for_precision(
     (or the label has no positives), the F1-maximising threshold is used instead, so a label
     never ends up switched off. Thresholds stay within [floor, 0.99].
     """
-    truth = truth.astype(bool)
-    if not truth.any():
+    if not truth.astype(bool).any():
         return 0.5
-    order = np.argsort(-scores, kind="stable")
-    sorted_scores, sorted_truth = scores[order], truth[order]
-    tp = np.cumsum(sorted_truth)
-    predicted = np.arange(1, len(sorted_scores) + 1)
-    precision = tp / predicted
-    recall = tp / truth.sum()
-    # Only cut where the score changes: ties must fall on the same side.
-    last_of_tie = np.r_[sorted_scores[1:] != sorted_scores[:-1], True]
-    ok = np.flatnonzero(last_of_tie & (precision >= target))
+    every = cuts(truth, scores)
+    ok = np.flatnonzero(every.last_of_tie & (every.precision >= target))
     if ok.size:
         cut = ok[-1]
     else:
-        f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-9)
-        cut = int(np.argmax(np.where(last_of_tie, f1, -1.0)))
-    return float(np.clip(sorted_scores[cut], floor, 0.99))
+        cut = int(np.argmax(np.where(every.last_of_tie, every.f1, -1.0)))
+    return float(np.clip(every.scores[cut], floor, 0.99))
