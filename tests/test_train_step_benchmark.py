@@ -11,9 +11,14 @@ from tests.ml_fixtures import TINY_CONFIG
 
 
 def test_train_step_benchmark_times_both_optimisers(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--config", str(TINY_CONFIG), "--steps", "2", "--length", "8"]) == 0
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
-    assert [row.split("|")[1].strip() for row in rows[1:]] == ["unfused", "fused"]
+    assert (
+        main(["--config", str(TINY_CONFIG), "--steps", "2", "--length", "8", "--threads", "1"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "length 8, 1 thread\n" in out
+    rows = [line for line in out.splitlines() if line.startswith("| ")]
+    names = [row.split("|")[1].strip() for row in rows[1:]]
+    assert names == ["unfused", "fused", "fused + averaging"]
     for row in rows[1:]:
         times = [float(cell) for cell in row.strip("|").split("|")[1:]]
         assert all(t > 0 for t in times) and abs(sum(times[:3]) - times[3]) < 0.2
