@@ -72,10 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--length", type=int, default=24, help="characters per message")
     parser.add_argument("--threads", type=int, help="default: the configuration's")
     args = parser.parse_args(argv)
+    for name in ("steps", "length", "threads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name} must be 1 or more, not {getattr(args, name)}")
     model_cfg, train_cfg = load_config(args.config)
     if model_cfg.architecture != "cnn":
         parser.error("only cnn configurations are timed here")
-    threads = args.threads or train_cfg.threads
+    threads = train_cfg.threads if args.threads is None else args.threads
     torch.set_num_threads(threads)
     on = f"{threads} thread" + ("s" if threads > 1 else "")
     print(f"{args.config}: batch {train_cfg.batch_size}, length {args.length}, {on}\n")

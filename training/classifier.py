@@ -170,10 +170,6 @@ def drop_chars(text: str, rate: float) -> str:
     return kept or text
 
 
-def _copy_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in state.items()}
-
-
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -300,14 +296,9 @@ class NeuralTextClassifier:
                 if time.monotonic() > deadline:
                     break
             record = {"epoch": epoch + 1, "loss": float(np.mean(losses))}
-            if averaged is None:
-                kept = self.model.state_dict()
-            else:  # score the averaged weights; the live ones go on training
-                live = _copy_state(self.model.state_dict())
-                kept = averaged.module.state_dict()
-                self.model.load_state_dict(kept)
+            scored = self.model if averaged is None else averaged.module
             if dev_prepared and dev_targets is not None:
-                scores = self._scores(dev_prepared)
+                scores = self._scores(dev_prepared, scored)
                 record["dev_macro_f1"] = macro_f1(
                     per_label(dev_targets, scores, [0.5] * len(TEXT_LABELS), TEXT_LABELS, dev_masks)
                 )
@@ -315,11 +306,7 @@ class NeuralTextClassifier:
                 chosen = record["dev_best_f1" if cfg.epoch_metric == "best_f1" else "dev_macro_f1"]
                 if chosen > best_score:
                     best_score = chosen
-                    best_state = _copy_state(kept)
-            elif averaged is not None:  # no dev split: the last average is what is kept
-                best_state = _copy_state(kept)
-            if averaged is not None:
-                self.model.load_state_dict(live)
+                    best_state = {k: v.detach().clone() for k, v in scored.state_dict().items()}
             self.history.append(record)
             cfg.log.append(str(record))
             if cfg.progress:
@@ -327,6 +314,8 @@ class NeuralTextClassifier:
             if time.monotonic() > deadline:
                 cfg.log.append(f"stopped at the time budget of {cfg.max_minutes} minutes")
                 break
+        if best_state is None and averaged is not None:  # no dev split: the last average
+            best_state = averaged.module.state_dict()
         if best_state is not None:
             self.model.load_state_dict(best_state)
         self.model.eval()
@@ -339,16 +328,20 @@ class NeuralTextClassifier:
         return self.predict_proba(texts) >= np.asarray(thresholds)[None, :]
 
     # -- helpers -------------------------------------------------------------------------
-    def _scores(self, prepared: Sequence[str], batch_size: int = 256) -> np.ndarray:
+    def _scores(
+        self, prepared: Sequence[str], model: torch.nn.Module | None = None, batch_size: int = 256
+    ) -> np.ndarray:
+        """Scores of `model` (default: the classifier's own; in training, the averaged copy)."""
         assert self.model is not None and self.tokenizer is not None, "fit first"
-        self.model.eval()
+        model = self.model if model is None else model
+        model.eval()
         out = np.zeros((len(prepared), len(TEXT_LABELS)), dtype=np.float32)
         index = sorted(range(len(prepared)), key=lambda i: len(prepared[i]))
         with torch.no_grad():
             for start in range(0, len(index), batch_size):
                 chunk = index[start : start + batch_size]
                 enc = self.tokenizer.encode([prepared[i] for i in chunk], self.model_config.max_len)
-                out[chunk] = self.model(*as_tensors(enc)).numpy()
+                out[chunk] = model(*as_tensors(enc)).numpy()
         return out
 
     @staticmethod

@@ -81,14 +81,15 @@ class Cuts:
 
 
 def cuts(truth: np.ndarray, scores: np.ndarray) -> Cuts:
-    """Precision and recall at every cut of `scores` (truth needs a positive)."""
+    """Precision and recall at every cut of `scores` (recall 0 throughout without positives)."""
+    truth = truth.astype(bool)
     order = np.argsort(-scores, kind="stable")
     sorted_scores = scores[order]
-    tp = np.cumsum(truth.astype(bool)[order])
+    tp = np.cumsum(truth[order])
     return Cuts(
         scores=sorted_scores,
         precision=tp / np.arange(1, len(sorted_scores) + 1),
-        recall=tp / tp[-1],
+        recall=tp / max(int(truth.sum()), 1),
         last_of_tie=np.r_[sorted_scores[1:] != sorted_scores[:-1], True],
     )
 

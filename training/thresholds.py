@@ -36,7 +36,7 @@ from models.release import (
 from models.text.pipeline import analyze
 from training.data import Example
 from training.evaluate import as_served, model_scores, rounded
-from training.metrics import PRF, per_label, threshold_for_precision
+from training.metrics import PRF, cuts, per_label, threshold_for_precision
 from training.rollout import Layout
 from training.train import next_version
 
@@ -75,14 +75,9 @@ def pr_curve(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndar
 
     A message is flagged when its score >= the threshold, as in serving.
     """
-    truth = truth.astype(bool)
-    order = np.argsort(-scores, kind="stable")
-    sorted_scores, sorted_truth = scores[order], truth[order]
-    tp = np.cumsum(sorted_truth)
-    last_of_tie = np.r_[sorted_scores[1:] != sorted_scores[:-1], True]
-    precision = tp / np.arange(1, len(scores) + 1)
-    recall = tp / max(int(truth.sum()), 1)
-    return precision[last_of_tie], recall[last_of_tie], sorted_scores[last_of_tie]
+    every = cuts(truth, scores)
+    kept = every.last_of_tie
+    return every.precision[kept], every.recall[kept], every.scores[kept]
 
 
 def thresholds_for_precision(
