@@ -33,6 +33,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.arguments import at_least_one  # noqa: E402
 from models.image import ImageClassifier, ImageSettings, MemoryFloodCounter  # noqa: E402
 from models.image.classify import small_copy  # noqa: E402
 from models.image.decode import decode_image  # noqa: E402
@@ -177,13 +178,15 @@ def nsfw_sweep(count: int) -> None:
         )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--runs", type=at_least_one, default=20)
+    parser.add_argument(
+        "--threads", type=at_least_one, default=1, help="ONNX Runtime intra-op threads"
+    )
     parser.add_argument("--stages", action="store_true", help="also time each step")
-    parser.add_argument("--nsfw-sweep", type=int, default=0, metavar="N")
-    args = parser.parse_args()
+    parser.add_argument("--nsfw-sweep", type=at_least_one, metavar="N")
+    args = parser.parse_args(argv)
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"CPU cores: {os.cpu_count()}; load average before: {load}")
     if args.nsfw_sweep:

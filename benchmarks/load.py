@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.arguments import at_least_one, more_than_zero
 from models.paths import DATA_DIR, REPO_ROOT
 from models.release import RELEASES_DIR, list_releases
 
@@ -600,11 +601,15 @@ def targets(outcomes: list[Outcome], reference: list[tuple[str, float]]) -> list
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models-dir", type=Path, default=RELEASES_DIR)
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per scenario")
-    parser.add_argument("--max-requests", type=int, default=200_000, help="cap per scenario")
-    parser.add_argument("--rate", type=float, default=1000.0, help="open-loop requests/s")
-    parser.add_argument("--overload-clients", type=int, default=500)
-    parser.add_argument("--batch-clients", type=int, default=8, help="clients of 32-msg requests")
+    parser.add_argument("--duration", type=more_than_zero, default=5.0, help="seconds per scenario")
+    parser.add_argument(
+        "--max-requests", type=at_least_one, default=200_000, help="cap per scenario"
+    )
+    parser.add_argument("--rate", type=more_than_zero, default=1000.0, help="open-loop requests/s")
+    parser.add_argument("--overload-clients", type=at_least_one, default=500)
+    parser.add_argument(
+        "--batch-clients", type=at_least_one, default=8, help="clients of 32-msg requests"
+    )
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw")
     parser.add_argument("--out", type=Path, help="also write the Markdown table here")
     args = parser.parse_args(argv)

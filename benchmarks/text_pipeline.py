@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.arguments import at_least_one  # noqa: E402
 from models.paths import REPO_ROOT, SHARED_DATASETS_DIR  # noqa: E402
 from models.text.contacts import extract_contacts  # noqa: E402
 from models.text.normalize import normalize  # noqa: E402
@@ -104,12 +105,12 @@ def _rate(fn: Callable[[str], object], messages: list[str], repeat: int) -> floa
     return statistics.median(rates)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=20_000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--messages", type=at_least_one, default=20_000)
+    parser.add_argument("--repeat", type=at_least_one, default=5)
     parser.add_argument("--profile", action="store_true", help="cProfile the full pipeline")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from benchmarks.arguments import at_least_one
 from models.labels import TEXT_LABELS
 from training.neural import CharCNN
 from training.train import load_config
@@ -68,13 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--config", type=Path, default=Path("training/configs/cnn_large_pinyin.json")
     )
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--length", type=int, default=24, help="characters per message")
-    parser.add_argument("--threads", type=int, help="default: the configuration's")
+    parser.add_argument("--steps", type=at_least_one, default=20)
+    parser.add_argument("--length", type=at_least_one, default=24, help="characters per message")
+    parser.add_argument("--threads", type=at_least_one, help="default: the configuration's")
     args = parser.parse_args(argv)
-    for name in ("steps", "length", "threads"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            parser.error(f"--{name} must be 1 or more, not {getattr(args, name)}")
     model_cfg, train_cfg = load_config(args.config)
     if model_cfg.architecture != "cnn":
         parser.error("only cnn configurations are timed here")
