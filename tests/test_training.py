@@ -14,10 +14,18 @@ import torch
 from models.labels import TEXT_LABELS
 from models.paths import DATA_DIR
 from models.release import TextModel, read_manifest
-from training.classifier import NeuralTextClassifier, TrainConfig, drop_chars, repeats_for
+from training.classifier import (
+    NeuralTextClassifier,
+    TrainConfig,
+    as_tensors,
+    drop_chars,
+    prepare,
+    repeats_for,
+)
 from training.data import Example, build_splits, datasets_dir, dedup_key
+from training.export import export_checked
 from training.metrics import best_f1, macro_best_f1, macro_f1, per_label, threshold_for_precision
-from training.neural import ModelConfig
+from training.neural import CharCNNEnsemble, ModelConfig
 from training.threshold_rule import choose_thresholds, clean_caps, label_value, threshold_for_fpr
 from training.train import load_config
 from training.train import main as train_main
@@ -353,12 +361,13 @@ def _ads_and_chat() -> tuple[list[str], np.ndarray]:
 
 
 def _fit_small(
-    ema_decay: float, with_dev: bool, epoch_metric: str = "f1_at_half"
+    ema_decay: float, with_dev: bool, epoch_metric: str = "f1_at_half", members: int = 1
 ) -> NeuralTextClassifier:
     texts, targets = _ads_and_chat()
     model_config = ModelConfig(
-        architecture="cnn", embed_dim=16, kernel_sizes=[1, 2], filters=8, hidden=8, max_len=32
-    )
+        architecture="cnn", embed_dim=16, kernel_sizes=[1, 2], filters=8, hidden=8, max_len=32,
+        members=members,
+    )  # fmt: skip
     train_config = TrainConfig(
         epochs=3, batch_size=8, learning_rate=0.02, warmup_steps=2, ngram_buckets=97,
         min_char_freq=1, progress=False, ema_decay=ema_decay, seed=3, epoch_metric=epoch_metric,
@@ -388,6 +397,30 @@ def test_weight_averaging_keeps_the_averaged_weights_and_leaves_training_alone()
     assert any(not torch.equal(unaveraged[k], kept_state[k]) for k in kept_state)
     with pytest.raises(ValueError, match="ema_decay"):
         TrainConfig(ema_decay=1.0)
+
+
+def test_an_ensemble_scores_with_the_mean_of_members_trained_alike(tmp_path: Path) -> None:
+    ensemble = _fit_small(0.0, with_dev=False, members=2)
+    assert isinstance(ensemble.model, CharCNNEnsemble)
+    first, second = ensemble.model.members
+    assert not torch.equal(first.head[0].weight, second.head[0].weight)  # own random starts
+    texts, targets = _ads_and_chat()
+    scores = ensemble.predict_proba(texts)
+    enc = ensemble.tokenizer.encode(prepare(texts), 32)
+    with torch.no_grad():
+        alone = [torch.sigmoid(m.logits(*as_tensors(enc))).numpy() for m in (first, second)]
+    assert np.allclose(scores, (alone[0] + alone[1]) / 2, atol=1e-6)
+    for member_scores in alone:  # each member learnt the task by itself
+        ad = TEXT_LABELS.index("ad")
+        assert member_scores[:30, ad].min() > member_scores[30:, ad].max()
+    # one graph with the usual inputs and output: the release format does not change
+    onnx_file = tmp_path / "m.onnx"
+    gap = export_checked(ensemble.model, ensemble.tokenizer, prepare(texts), onnx_file, 32)
+    assert gap < 1e-4
+    with pytest.raises(ValueError, match="members"):
+        ModelConfig(architecture="transformer", members=2)
+    with pytest.raises(ValueError, match="members"):
+        ModelConfig(members=0)
 
 
 def test_best_f1_takes_the_best_cut_and_keeps_ties_together() -> None:

@@ -27,7 +27,7 @@ from models.text.pipeline import analyze, model_text
 from models.text.tokenizer import CharTokenizer, Encoded
 from training.data import AUDITED_SOURCE
 from training.metrics import macro_best_f1, macro_f1, per_label
-from training.neural import ModelConfig, build_from_pretrained, build_model
+from training.neural import ModelConfig, ScoringModel, build_from_pretrained, build_model
 from training.rewrite import Rewriter
 
 
@@ -185,7 +185,7 @@ class NeuralTextClassifier:
         self.model_config = model_config or ModelConfig()
         self.train_config = train_config or TrainConfig()
         self.tokenizer: CharTokenizer | None = None
-        self.model: torch.nn.Module | None = None
+        self.model: ScoringModel | None = None
         self.history: list[dict[str, float]] = []
 
     # -- estimator API -------------------------------------------------------------------
@@ -275,17 +275,18 @@ class NeuralTextClassifier:
                 if cfg.char_drop > 0:
                     batch_texts = [drop_chars(t, cfg.char_drop) for t in batch_texts]
                 enc = self.tokenizer.encode(batch_texts, mcfg.max_len)
-                logits = self.model.logits(*as_tensors(enc))
-                mask = masks_t[batch_index]
+                logits = self.model.member_logits(*as_tensors(enc))  # members x batch x labels
+                mask = masks_t[batch_index].expand_as(logits)
                 loss = (
                     torch.nn.functional.binary_cross_entropy_with_logits(
-                        logits, targets_t[batch_index], reduction="none"
+                        logits, targets_t[batch_index].expand_as(logits), reduction="none"
                     )
                     * mask
                 ).sum() / mask.sum().clamp(min=1.0)
                 optimiser.zero_grad()
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+                for member in getattr(self.model, "members", [self.model]):
+                    torch.nn.utils.clip_grad_norm_(member.parameters(), 1.0)
                 optimiser.step()
                 schedule.step()
                 if averaged is not None:
