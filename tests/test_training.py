@@ -6,6 +6,7 @@ import argparse
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -104,8 +105,19 @@ def test_reports_override_corpus_labels(tiny_corpus: Path) -> None:
     assert labels[dedup_key(victim.text)] == ("fraud",)
 
 
-def test_tiny_training_writes_a_servable_release(tiny_corpus: Path, tmp_path: Path) -> None:
+def test_tiny_training_writes_a_servable_release(
+    tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "releases"
+    fit = NeuralTextClassifier.fit
+
+    def fit_while_the_version_is_taken(
+        self: NeuralTextClassifier, *args: Any, **kwargs: Any
+    ) -> NeuralTextClassifier:
+        (out / "2026.01.02-1").mkdir(parents=True)  # as a tuned copy would, mid-run
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(NeuralTextClassifier, "fit", fit_while_the_version_is_taken)
     code = train_main(
         [
             "--config",
@@ -121,8 +133,9 @@ def test_tiny_training_writes_a_servable_release(tiny_corpus: Path, tmp_path: Pa
         ]
     )
     assert code == 0
-    folder = out / "2026.01.02-1"
+    folder = out / "2026.01.02-2"  # -1 was taken while it trained: the next free version
     manifest = read_manifest(folder)
+    assert manifest.version == "2026.01.02-2"
     assert manifest.labels == list(TEXT_LABELS)
     assert set(manifest.thresholds) == set(TEXT_LABELS)
     assert manifest.data["files"] and manifest.data["sizes"]["train"] > 0
@@ -255,6 +268,19 @@ def test_a_configuration_with_a_bad_repeat_is_refused(
         train_main(["--config", str(config), "--corpus", str(tiny_corpus)])
     assert exit_info.value.code == 2
     assert "clean_chat_repeat must be a whole number of 1 or more" in capsys.readouterr().err
+
+
+def test_training_refuses_a_version_that_exists_before_training(
+    tiny_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "2026.01.02-1").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(
+            ["--config", str(TINY_CONFIG), "--corpus", str(tiny_corpus), "--out", str(tmp_path),
+             "--version", "2026.01.02-1"]
+        )  # fmt: skip
+    assert exit_info.value.code == 2
+    assert "--version 2026.01.02-1 exists already" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -99,6 +99,11 @@ def _read_config(path: Path, seen: tuple[Path, ...]) -> dict[str, dict[str, Any]
     return merged
 
 
+def _version_folders(out: Path) -> list[Path]:
+    """Where a version must be unique: candidates/, releases/ and retired/ (training.rollout)."""
+    return [out, *Layout.beside(out).folders()]
+
+
 def next_version(root: Path | Iterable[Path], today: dt.date | None = None) -> str:
     """Today's first free version `YYYY.MM.DD-N` in `root` (one folder, or several together)."""
     stem = (today or dt.date.today()).strftime("%Y.%m.%d")
@@ -201,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
             version_key(args.version)
         except ValueError:
             parser.error(f"--version must look like 2026.11.24-1, not {args.version!r}")
+        taken = [f for f in _version_folders(args.out) if (f / args.version).exists()]
+        if taken:
+            parser.error(f"--version {args.version} exists already in {taken[0]}")
     try:
         model_cfg, train_cfg = load_config(args.config)
     except (OSError, ValueError, TypeError) as exc:
@@ -300,8 +308,17 @@ def main(argv: list[str] | None = None) -> int:
             say(notes[-1], "-> int8" if quantized else "-> fp32")
         thresholds = choice.thresholds
 
-        # A version is unique across candidates/, releases/ and retired/ (training.rollout).
-        version = args.version or next_version([args.out, *Layout.beside(args.out).folders()])
+        # A version named by --version can be taken while this run trains (a tuned copy
+        # takes the next free number): the run is then written under the next free one
+        # instead of being lost to "exists already".
+        folders = _version_folders(args.out)
+        version = args.version
+        if version is None:
+            version = next_version(folders)
+        elif any((f / version).exists() for f in folders):
+            day = dt.datetime.strptime(version.split("-")[0], "%Y.%m.%d").date()
+            version = next_version(folders, day)
+            say(f"{args.version} was taken while this run trained; writing {version}")
         manifest = write_release(
             args.out / version,
             model_path=chosen,
