@@ -29,4 +29,3 @@ def test_train_step_benchmark_refuses_a_transformer_configuration(tmp_path: Path
     config.write_text('{"model": {"architecture": "transformer"}}', encoding="utf-8")
     with pytest.raises(SystemExit):
         main(["--config", str(config)])
-

@@ -283,6 +283,19 @@ def test_training_refuses_a_version_that_exists_before_training(
     assert "--version 2026.01.02-1 exists already" in capsys.readouterr().err
 
 
+def test_training_refuses_to_fine_tune_an_ensemble(
+    tiny_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "pair.json"
+    config.write_text(
+        json.dumps({"extends": str(TINY_CONFIG), "model": {"members": 2}}), encoding="utf-8"
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(["--config", str(config), "--corpus", str(tiny_corpus), "--init-from", "ckpt"])
+    assert exit_info.value.code == 2
+    assert "--init-from fine-tunes one transformer;" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

@@ -224,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         train_cfg.epochs = args.epochs
     if args.init_from:
         train_cfg.init_from = args.init_from
+    if train_cfg.init_from and model_cfg.members > 1:
+        parser.error(
+            "--init-from fine-tunes one transformer; the configuration's members must be 1"
+        )
     train_cfg.progress = not args.quiet
     say = (lambda *a: None) if args.quiet else print
 
