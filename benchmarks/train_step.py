@@ -21,12 +21,12 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from benchmarks.arguments import at_least_one
 from models.labels import TEXT_LABELS
-from training.neural import CharCNN
+from training.neural import ScoringModel, build_cnn
 from training.train import load_config
 
 
 def time_steps(
-    model: torch.nn.Module,
+    model: ScoringModel,
     sizes: list[int],
     fused: bool,
     batch: int,
@@ -48,7 +48,10 @@ def time_steps(
     spent = {"forward": 0.0, "backward": 0.0, "optimiser": 0.0}
     for step in range(steps + 3):
         t0 = time.perf_counter()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(model.logits(*ids), targets)
+        logits = model.member_logits(*ids)  # members x batch x labels, as training computes
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, targets.expand_as(logits)
+        )
         t1 = time.perf_counter()
         optimiser.zero_grad()
         loss.backward()
@@ -79,16 +82,17 @@ def main(argv: list[str] | None = None) -> int:
     threads = train_cfg.threads if args.threads is None else args.threads
     torch.set_num_threads(threads)
     on = f"{threads} thread" + ("s" if threads > 1 else "")
-    print(f"{args.config}: batch {train_cfg.batch_size}, length {args.length}, {on}\n")
+    members = f", {model_cfg.members} members" if model_cfg.members > 1 else ""
+    print(f"{args.config}: batch {train_cfg.batch_size}, length {args.length}, {on}{members}\n")
     print("| AdamW | forward ms | backward ms | optimiser ms | step ms |")
     print("|---|---|---|---|---|")
     for fused, averaging in ((False, False), (True, False), (True, True)):
         torch.manual_seed(0)
-        model = CharCNN(
+        model = build_cnn(
+            model_cfg,
             train_cfg.max_vocab,
             train_cfg.ngram_buckets,
             len(TEXT_LABELS),
-            model_cfg,
             train_cfg.pinyin_buckets,
         )
         ngrams, pinyin = train_cfg.ngram_buckets, train_cfg.pinyin_buckets

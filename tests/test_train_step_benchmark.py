@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -29,3 +30,19 @@ def test_train_step_benchmark_refuses_a_transformer_configuration(tmp_path: Path
     config.write_text('{"model": {"architecture": "transformer"}}', encoding="utf-8")
     with pytest.raises(SystemExit):
         main(["--config", str(config)])
+
+
+def test_train_step_benchmark_times_every_member(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "pair.json"
+    config.write_text(
+        json.dumps({"extends": str(TINY_CONFIG), "model": {"members": 2}}), encoding="utf-8"
+    )
+    args = ["--steps", "2", "--length", "8", "--threads", "1"]
+    assert main(["--config", str(TINY_CONFIG), *args]) == 0
+    alone = capsys.readouterr().out
+    assert main(["--config", str(config), *args]) == 0
+    pair = capsys.readouterr().out
+    assert "1 thread, 2 members\n" in pair and "members" not in alone
+    assert len([line for line in pair.splitlines() if line.startswith("| fused")]) == 2

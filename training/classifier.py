@@ -285,7 +285,7 @@ class NeuralTextClassifier:
                 ).sum() / mask.sum().clamp(min=1.0)
                 optimiser.zero_grad()
                 loss.backward()
-                for member in getattr(self.model, "members", [self.model]):
+                for member in self.model.member_models():
                     torch.nn.utils.clip_grad_norm_(member.parameters(), 1.0)
                 optimiser.step()
                 schedule.step()

@@ -109,6 +109,10 @@ class ScoringModel(nn.Module):
         mean of the members' own losses, so each member learns to score alone."""
         return self.logits(*inputs).unsqueeze(0)
 
+    def member_models(self) -> list[nn.Module]:
+        """The models whose gradients are clipped each on its own."""
+        return [self]
+
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -228,6 +232,9 @@ class CharCNNEnsemble(ScoringModel):
     def member_logits(self, *inputs: torch.Tensor) -> torch.Tensor:
         return torch.stack([member.logits(*inputs) for member in self.members])
 
+    def member_models(self) -> list[nn.Module]:
+        return list(self.members)
+
     def logits(self, *inputs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """The logit of the mean score, so that forward() is the mean of the members' scores."""
         return torch.logit(self.forward(*inputs), eps=1e-7)
@@ -258,15 +265,22 @@ class TransformerClassifier(ScoringModel):
         return self.out(self.dropout(hidden[:, 0]))
 
 
+def build_cnn(
+    cfg: ModelConfig, vocab_size: int, ngram_buckets: int, n_labels: int, pinyin_buckets: int = 0
+) -> ScoringModel:
+    """One CharCNN, or an ensemble of `cfg.members` of them."""
+    members = [
+        CharCNN(vocab_size, ngram_buckets, n_labels, cfg, pinyin_buckets)
+        for _ in range(cfg.members)
+    ]
+    return members[0] if cfg.members == 1 else CharCNNEnsemble(members)
+
+
 def build_model(cfg: ModelConfig, tokenizer: CharTokenizer, n_labels: int) -> ScoringModel:
     if cfg.architecture == "cnn":
-        members = [
-            CharCNN(
-                len(tokenizer), tokenizer.ngram_buckets, n_labels, cfg, tokenizer.pinyin_buckets
-            )
-            for _ in range(cfg.members)
-        ]
-        return members[0] if cfg.members == 1 else CharCNNEnsemble(members)
+        return build_cnn(
+            cfg, len(tokenizer), tokenizer.ngram_buckets, n_labels, tokenizer.pinyin_buckets
+        )
     if cfg.architecture == "transformer":
         from transformers import BertConfig, BertModel
 
