@@ -20,6 +20,7 @@ from training.classifier import (
     TrainConfig,
     as_tensors,
     drop_chars,
+    learning_rate_factor,
     prepare,
     repeats_for,
 )
@@ -495,3 +496,14 @@ def test_the_kept_epoch_can_be_chosen_by_best_f1(monkeypatch: pytest.MonkeyPatch
     assert any(not torch.equal(final[k], kept["f1_at_half"][k]) for k in final)  # epoch 1
     with pytest.raises(ValueError, match="epoch_metric"):
         TrainConfig(epoch_metric="loss")
+
+
+def test_the_learning_rate_decays_by_time_only_when_the_budget_runs_out_first() -> None:
+    # Warm-up, then the planned linear decay while steps lead time.
+    assert learning_rate_factor(0, 1000, 10, 0.0) == pytest.approx(0.1)
+    assert learning_rate_factor(500, 1000, 10, 0.3) == pytest.approx(0.5)
+    # A slow machine: half the budget gone at a fifth of the steps decays as by half.
+    assert learning_rate_factor(200, 1000, 10, 0.5) == pytest.approx(0.5)
+    # At or past the budget the rate is at its floor, whatever step it is.
+    assert learning_rate_factor(300, 1000, 10, 1.0) == pytest.approx(0.05)
+    assert learning_rate_factor(300, 1000, 10, 1.7) == pytest.approx(0.05)

@@ -170,6 +170,19 @@ def drop_chars(text: str, rate: float) -> str:
     return kept or text
 
 
+def learning_rate_factor(
+    step: int, total_steps: int, warmup_steps: int, budget_used: float
+) -> float:
+    """The learning rate's share of its peak at `step`: a linear warm-up, then a linear decay
+    to 5% over the planned steps, or over the time budget when that runs out first
+    (`budget_used`: the share of `max_minutes` gone). A run that a slow machine cuts at the
+    budget so still ends at the low rate instead of mid-schedule. For a run that ends well
+    inside its budget the share of steps done stays ahead of the share of time, and the
+    schedule is the planned one."""
+    done = max(step / max(total_steps, 1), budget_used)
+    return min(1.0, (step + 1) / warmup_steps) * max(0.05, 1.0 - done)
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -242,11 +255,12 @@ class NeuralTextClassifier:
             weight_decay=cfg.weight_decay,
             fused=True,
         )
+        budget_s = cfg.max_minutes * 60
+        started = time.monotonic()
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimiser,
-            lambda step: (
-                min(1.0, (step + 1) / cfg.warmup_steps)
-                * max(0.05, 1.0 - step / max(total_steps, 1))
+            lambda step: learning_rate_factor(
+                step, total_steps, cfg.warmup_steps, (time.monotonic() - started) / budget_s
             ),
         )
         averaged = (
@@ -257,7 +271,7 @@ class NeuralTextClassifier:
             else None
         )
         rewriter = Rewriter(prepared, cfg.seed) if cfg.homophone_rate or cfg.pinyin_rate else None
-        deadline = time.monotonic() + cfg.max_minutes * 60
+        deadline = started + budget_s
         dev_prepared = prepare(dev_texts) if len(dev_texts) else []
         best_state, best_score = None, -1.0
         for epoch in range(cfg.epochs):

@@ -99,7 +99,7 @@ def _read_config(path: Path, seen: tuple[Path, ...]) -> dict[str, dict[str, Any]
     return merged
 
 
-def _version_folders(out: Path) -> list[Path]:
+def version_folders(out: Path) -> list[Path]:
     """Where a version must be unique: candidates/, releases/ and retired/ (training.rollout)."""
     return [out, *Layout.beside(out).folders()]
 
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             version_key(args.version)
         except ValueError:
             parser.error(f"--version must look like 2026.11.24-1, not {args.version!r}")
-        taken = [f for f in _version_folders(args.out) if (f / args.version).exists()]
+        taken = [f for f in version_folders(args.out) if (f / args.version).exists()]
         if taken:
             parser.error(f"--version {args.version} exists already in {taken[0]}")
     try:
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         # A version named by --version can be taken while this run trains (a tuned copy
         # takes the next free number): the run is then written under the next free one
         # instead of being lost to "exists already".
-        folders = _version_folders(args.out)
+        folders = version_folders(args.out)
         version = args.version
         if version is None:
             version = next_version(folders)
