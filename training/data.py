@@ -31,6 +31,7 @@ from models.text.normalize import normalize
 
 CORPUS_DIR = DATA_DIR / "corpus"
 LCCC_AUDIT = DATA_DIR / "lccc_audit.jsonl"
+QQ_TEST_AUDIT = DATA_DIR / "qq_test_audit.jsonl"
 AUDITED_SOURCE = "lccc_audit"  # an LCCC line our review found violating
 
 
@@ -197,6 +198,18 @@ def load_lccc_audit(path: Path = LCCC_AUDIT) -> dict[str, tuple[str, ...]]:
     LCCC is published as clean chat, but some of its lines are insults or 约炮 talk. Lines
     the review labels are trained on as what they are, kept out of the clean-chat caps, and
     counted apart in the false-positive rate (training.evaluate prints it both ways)."""
+    return load_audit(path)
+
+
+def load_qq_test_audit(path: Path = QQ_TEST_AUDIT) -> dict[str, tuple[str, ...]]:
+    """The QQ-group ad test's lines that `data/LABELS.md` reads otherwise, audit key -> our
+    labels (see `data/QQ_TEST_AUDIT.md`). Evaluation only: the benchmark is never trained on."""
+    return load_audit(path)
+
+
+def load_audit(path: Path) -> dict[str, tuple[str, ...]]:
+    """An audit file (JSONL of `key`, a line's `audit_key`, and `labels`): key -> labels;
+    empty when the file is absent."""
     path = Path(path)
     if not path.is_file():
         return {}
