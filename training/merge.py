@@ -207,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         records = [_member_record(m.manifest) for m in members]
         minutes = [r["train_minutes"] for r in records if r["train_minutes"] is not None]
         print(f"dev macro-F1 of the mean: {choice.dev_macro_f1:.4f}")
+        print(f"dev clean chat flagged by any label: {choice.clean_flagged:.3%}")
         print("members:", ", ".join(f"{r['version']} {r['dev_macro_f1']}" for r in records))
         manifest = write_release(
             args.out / version,
