@@ -499,8 +499,9 @@ def test_the_kept_epoch_can_be_chosen_by_best_f1(monkeypatch: pytest.MonkeyPatch
 
 
 def test_the_learning_rate_decays_by_time_only_when_the_budget_runs_out_first() -> None:
-    # Warm-up, then the planned linear decay while steps lead time.
+    # Warm-up, where time does not count, then the planned linear decay while steps lead time.
     assert learning_rate_factor(0, 1000, 10, 0.0) == pytest.approx(0.1)
+    assert learning_rate_factor(0, 1000, 10, 0.01) == pytest.approx(0.1)
     assert learning_rate_factor(500, 1000, 10, 0.3) == pytest.approx(0.5)
     # A slow machine: half the budget gone at a fifth of the steps decays as by half.
     assert learning_rate_factor(200, 1000, 10, 0.5) == pytest.approx(0.5)

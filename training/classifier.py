@@ -176,10 +176,13 @@ def learning_rate_factor(
     """The learning rate's share of its peak at `step`: a linear warm-up, then a linear decay
     to 5% over the planned steps, or over the time budget when that runs out first
     (`budget_used`: the share of `max_minutes` gone). A run that a slow machine cuts at the
-    budget so still ends at the low rate instead of mid-schedule. For a run that ends well
-    inside its budget the share of steps done stays ahead of the share of time, and the
-    schedule is the planned one."""
-    done = max(step / max(total_steps, 1), budget_used)
+    budget so still ends at the low rate instead of mid-schedule. Time counts only after the
+    warm-up (at step 0 any time gone is ahead of the steps), so a run that ends well inside
+    its budget, where the share of steps stays ahead of the share of time, follows the
+    planned schedule exactly and is repeatable with its seed."""
+    done = step / max(total_steps, 1)
+    if step >= warmup_steps:
+        done = max(done, budget_used)
     return min(1.0, (step + 1) / warmup_steps) * max(0.05, 1.0 - done)
 
 
