@@ -225,6 +225,14 @@ def evaluate_scorer(
     return report
 
 
+def evaluate_into_card(folder: Path, manifest: Manifest, splits: Splits) -> Report:
+    """Evaluate a freshly written release on `splits` and put the result into its manifest
+    and model card (training.train and training.merge end with this)."""
+    report = evaluate_release(folder, splits=splits)
+    write_model_card(folder, Manifest.model_validate(manifest.model_dump()), report)
+    return report
+
+
 def write_model_card(folder: Path, manifest: Manifest, report: Report) -> None:
     """Put the evaluation into the manifest's metrics and the model card."""
     manifest.metrics["evaluation"] = report.as_dict()

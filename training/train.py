@@ -28,7 +28,6 @@ from pydantic import ValidationError
 
 from models.labels import TEXT_LABELS
 from models.release import (
-    Manifest,
     ReleaseError,
     TextModel,
     list_releases,
@@ -359,11 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     folder = args.out / version
     say(f"release written: {folder}")
     if not args.no_evaluate:
-        from training.evaluate import evaluate_release, write_model_card
+        from training.evaluate import evaluate_into_card
 
-        report = evaluate_release(folder, splits=splits)
-        write_model_card(folder, Manifest.model_validate(manifest.model_dump()), report)
-        say(report.markdown())
+        say(evaluate_into_card(folder, manifest, splits).markdown())
     return 0
 
 
