@@ -109,6 +109,18 @@ def test_a_taken_version_and_a_broken_member_are_refused(
             second.name,
         )
     assert "exists already" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # refused before any scoring, not by the manifest after it
+        _merge(
+            corpus,
+            "--members",
+            str(first),
+            str(second),
+            "--out",
+            str(tmp_path),
+            "--version",
+            "latest",
+        )
+    assert "must look like" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         _merge(corpus, "--members", str(first), str(tmp_path / "missing"), "--out", str(tmp_path))
     assert "no release folder" in capsys.readouterr().err

@@ -40,15 +40,15 @@ from training.export import onnx_scores
 from training.fusion_tuning import tune_fusion
 from training.rollout import CANDIDATES_DIR
 from training.threshold_rule import (
+    add_rule_arguments,
     clean_caps,
     clean_rows,
-    fraction,
-    label_value,
     masks_of,
+    rule_config,
     targets_of,
     threshold_rows,
 )
-from training.train import data_fingerprint, next_version, version_folders
+from training.train import data_fingerprint, next_version, version_folders, version_problem
 
 PARITY_TOLERANCE = 1e-5  # the joined graph against the mean of its members, run apart
 PARITY_ROWS = 512
@@ -146,21 +146,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--members", type=Path, nargs="+", required=True, metavar="FOLDER")
     parser.add_argument("--out", type=Path, default=CANDIDATES_DIR)
     parser.add_argument("--version", help="release version (default: today-N)")
-    parser.add_argument("--target-precision", type=fraction, default=0.95)
-    parser.add_argument("--max-clean-fpr", type=fraction, default=0.002)
-    parser.add_argument(
-        "--label-clean-fpr", type=label_value, action="append", default=[], metavar="LABEL=SHARE"
-    )
-    parser.add_argument("--threshold-on", choices=("ours", "all"), default="ours")
+    add_rule_arguments(parser)
     parser.add_argument("--corpus", type=Path, default=CORPUS_DIR)
     parser.add_argument("--corpus-only", action="store_true", help="no ../shared datasets")
     parser.add_argument("--no-evaluate", action="store_true")
     args = parser.parse_args(argv)
 
-    folders = version_folders(args.out)
-    version = args.version or next_version(folders)
-    if any((f / version).exists() for f in folders):
-        parser.error(f"--version {version} exists already")
+    version = args.version or next_version(version_folders(args.out))
+    problem = version_problem(version, args.out)
+    if problem:
+        parser.error(problem)
     try:
         members = [TextModel.load(folder) for folder in args.members]
         check_members(members)
@@ -229,10 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                 "config": {
                     "model": {**first.config.get("model", {}), "members": len(members)},
                     "merged_from": [r["version"] for r in records],
-                    "target_precision": args.target_precision,
-                    "max_clean_fpr": args.max_clean_fpr,
-                    "label_clean_fpr": dict(args.label_clean_fpr),
-                    "threshold_on": args.threshold_on,
+                    **rule_config(args),
                 },
                 "data": first.data,
                 "metrics": {

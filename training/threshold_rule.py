@@ -99,3 +99,39 @@ def threshold_rows(examples: list[Example], sources: str) -> np.ndarray:
 
 def clean_rows(examples: list[Example]) -> np.ndarray:
     return np.array([e.source.split("/")[0] in CLEAN_SOURCES for e in examples], dtype=bool)
+
+
+def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
+    """The threshold rule's options, shared by the commands that choose thresholds for a new
+    model (training.train, training.merge), so both take and record them alike."""
+    parser.add_argument("--target-precision", type=fraction, default=0.95)
+    parser.add_argument(
+        "--max-clean-fpr",
+        type=fraction,
+        default=0.002,
+        help="per label, the largest share of dev clean chat (LCCC) a threshold may flag",
+    )
+    parser.add_argument(
+        "--label-clean-fpr",
+        type=label_value,
+        action="append",
+        default=[],
+        metavar="LABEL=SHARE",
+        help="another cap for one label (repeatable), e.g. insult=0.003",
+    )
+    parser.add_argument(
+        "--threshold-on",
+        choices=("ours", "all"),
+        default="ours",
+        help="dev rows that choose thresholds: ours = " + ",".join(THRESHOLD_SOURCES),
+    )
+
+
+def rule_config(args: argparse.Namespace) -> dict[str, object]:
+    """The rule's settings as a release's manifest records them (`config`)."""
+    return {
+        "target_precision": args.target_precision,
+        "max_clean_fpr": args.max_clean_fpr,
+        "label_clean_fpr": dict(args.label_clean_fpr),
+        "threshold_on": args.threshold_on,
+    }

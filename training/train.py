@@ -51,12 +51,11 @@ from training.neural import ModelConfig
 from training.reports import read_reports
 from training.rollout import CANDIDATES_DIR, Layout
 from training.threshold_rule import (
-    THRESHOLD_SOURCES,
+    add_rule_arguments,
     clean_caps,
     clean_rows,
-    fraction,
-    label_value,
     masks_of,
+    rule_config,
     targets_of,
     threshold_rows,
 )
@@ -101,6 +100,17 @@ def _read_config(path: Path, seen: tuple[Path, ...]) -> dict[str, dict[str, Any]
 def version_folders(out: Path) -> list[Path]:
     """Where a version must be unique: candidates/, releases/ and retired/ (training.rollout)."""
     return [out, *Layout.beside(out).folders()]
+
+
+def version_problem(version: str, out: Path) -> str | None:
+    """Why a new release cannot be written as `version` under `out` (None: it can), checked
+    before any long work."""
+    try:
+        version_key(version)
+    except ValueError:
+        return f"--version must look like 2026.11.24-1, not {version!r}"
+    taken = [f for f in version_folders(out) if (f / version).exists()]
+    return f"--version {version} exists already in {taken[0]}" if taken else None
 
 
 def next_version(root: Path | Iterable[Path], today: dt.date | None = None) -> str:
@@ -158,27 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=CANDIDATES_DIR, help="folder of release folders (candidates)"
     )
     parser.add_argument("--version", help="release version (default: today-N)")
-    parser.add_argument("--target-precision", type=fraction, default=0.95)
-    parser.add_argument(
-        "--max-clean-fpr",
-        type=fraction,
-        default=0.002,
-        help="per label, the largest share of dev clean chat (LCCC) a threshold may flag",
-    )
-    parser.add_argument(
-        "--label-clean-fpr",
-        type=label_value,
-        action="append",
-        default=[],
-        metavar="LABEL=SHARE",
-        help="another cap for one label (repeatable), e.g. insult=0.003",
-    )
-    parser.add_argument(
-        "--threshold-on",
-        choices=("ours", "all"),
-        default="ours",
-        help="dev rows that choose thresholds: ours = " + ",".join(THRESHOLD_SOURCES),
-    )
+    add_rule_arguments(parser)
     parser.add_argument("--init-from", help="local Hugging Face checkpoint to fine-tune")
     parser.add_argument("--corpus", type=Path, default=CORPUS_DIR)
     parser.add_argument("--corpus-only", action="store_true", help="no ../shared datasets")
@@ -201,13 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.lccc_limit is not None and args.lccc_limit < 0:
         parser.error(f"--lccc-limit must be 0 or more, not {args.lccc_limit}")
     if args.version is not None:  # refuse a bad version now, not after an hour of training
-        try:
-            version_key(args.version)
-        except ValueError:
-            parser.error(f"--version must look like 2026.11.24-1, not {args.version!r}")
-        taken = [f for f in version_folders(args.out) if (f / args.version).exists()]
-        if taken:
-            parser.error(f"--version {args.version} exists already in {taken[0]}")
+        problem = version_problem(args.version, args.out)
+        if problem:
+            parser.error(problem)
     try:
         model_cfg, train_cfg = load_config(args.config)
     except (OSError, ValueError, TypeError) as exc:
@@ -337,10 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                 "config": {
                     "model": model_cfg.to_dict(),
                     "train": {k: v for k, v in vars(train_cfg).items() if k != "log"},
-                    "target_precision": args.target_precision,
-                    "max_clean_fpr": args.max_clean_fpr,
-                    "label_clean_fpr": dict(args.label_clean_fpr),
-                    "threshold_on": args.threshold_on,
+                    **rule_config(args),
                     "config_file": str(args.config),
                 },
                 "data": fingerprint,
