@@ -75,7 +75,7 @@ def mean_graph(paths: Sequence[Path]) -> onnx.ModelProto:
     graph = helper.make_graph(
         nodes=[node for m in renamed for node in m.graph.node]
         + [helper.make_node("Mean", outputs, [OUTPUT_NAME], name="mean_of_members")],
-        name="mean_of_" + "_".join(str(len(m.graph.node)) for m in members),
+        name=f"mean_of_{len(members)}_members",
         inputs=list(renamed[0].graph.input),
         outputs=[
             helper.make_tensor_value_info(
