@@ -141,10 +141,100 @@ def cold_dev_macro_f1(
     return binary_macro_f1(truth, fused >= choice.thresholds["insult"])
 
 
-def main(argv: list[str] | None = None) -> int:
-    from training.data import build_splits
+@dataclass
+class DevRows:
+    """A model's own scores on the dev split, with the rows the threshold rule reads."""
+
+    dev: list[Example]
+    scores: np.ndarray
+    analyses: list[TextAnalysis]
+    masks: np.ndarray  # rows that measure precision and F1, per label
+    clean: np.ndarray  # dev clean-chat rows that bound false positives
+
+    @classmethod
+    def score(cls, model: TextModel, dev: list[Example]) -> DevRows:
+        scores, analyses = model_scores(model, [e.text for e in dev])
+        config = model.manifest.config
+        masks = masks_of(dev) * threshold_rows(dev, config.get("threshold_on", "ours"))[:, None]
+        return cls(dev, scores, analyses, masks, clean_rows(dev))
+
+    def tune(
+        self, target: float, caps: Mapping[str, float], current: FusionWeights
+    ) -> FusionChoice:
+        truth = targets_of(self.dev)
+        return tune_fusion(
+            self.scores, self.analyses, truth, self.masks, self.clean, target, caps, current
+        )
+
+    def cold_macro_f1(self, choice: FusionChoice) -> float:
+        return cold_dev_macro_f1(self.dev, self.scores, self.analyses, choice)
+
+
+def write_choice(
+    folder: Path,
+    choice: FusionChoice,
+    releases: Path,
+    target: float,
+    cap: float,
+    per_label: list[tuple[str, float]],
+) -> Path:
+    """A tuned copy of `folder` under `releases` with the chosen weights and thresholds."""
     from training.thresholds import write_tuned_release
 
+    caps = clean_caps(cap, per_label)
+    return write_tuned_release(
+        folder,
+        choice.thresholds,
+        releases=releases,
+        fusion=choice.overrides(),
+        config={
+            "target_precision": target,
+            "max_clean_fpr": cap,
+            "label_clean_fpr": dict(per_label),
+        },
+        note=f"fusion weights and thresholds tuned on dev (training.fusion_tuning) from "
+        f"{folder.name}: target precision {target}, clean-chat caps {caps}",
+    )
+
+
+def print_choice(choice: FusionChoice, cold_dev: float) -> None:
+    print("| label | lexicon | contact odds | threshold | dev F1 (tuned) | dev F1 (current) |")
+    print("|---|---|---|---|---|---|")
+    for label in TEXT_LABELS:
+        print(
+            f"| {label} | {choice.weights.lexicon[label]} | {choice.weights.contact_odds[label]} "
+            f"| {choice.thresholds[label]} | {choice.dev_f1[label]:.3f} "
+            f"| {choice.current_f1[label]:.3f} |"
+        )
+    print(f"\ndev macro-F1: {choice.dev_macro_f1:.4f}")
+    print(f"dev clean chat flagged by any label: {choice.clean_flagged:.3%}")
+    print(f"COLD dev macro-F1 at the insult threshold: {cold_dev:.3f}")
+
+
+def load_for_tuning(
+    parser: argparse.ArgumentParser, release: Path | None, releases: Path
+) -> tuple[Path, TextModel, FusionWeights, list[Example]]:
+    """The release to tune (default: the newest under `releases`), its current fusion
+    weights and the dev split; parser.error on what cannot be read."""
+    from training.data import build_splits
+
+    found = list_releases(releases)
+    folder = release or (found[-1] if found else None)
+    if folder is None:
+        parser.error(f"no release under {releases}; pass --release")
+    try:
+        model = TextModel.load(folder)
+        current = load_fusion_weights(folder)
+    except (ReleaseError, FusionConfigError) as exc:
+        parser.error(f"cannot tune {folder}: {exc}")
+    try:
+        dev = build_splits().dev
+    except (OSError, ValueError) as exc:  # ../shared/datasets missing, or a bad corpus line
+        parser.error(str(exc))
+    return folder, model, current, dev
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.fusion_tuning", description=__doc__)
     parser.add_argument("--release", type=Path, help="release folder (default: the served one)")
     parser.add_argument("--releases", type=Path, default=RELEASES_DIR)
@@ -157,15 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.dry_run and not args.releases.is_dir():  # refuse before minutes of tuning
         parser.error(f"no releases folder at {args.releases}")
-    releases = list_releases(args.releases)
-    folder = args.release or (releases[-1] if releases else None)
-    if folder is None:
-        parser.error(f"no release under {args.releases}; pass --release")
-    try:
-        model = TextModel.load(folder)
-        current = load_fusion_weights(folder)
-    except (ReleaseError, FusionConfigError) as exc:
-        parser.error(f"cannot tune {folder}: {exc}")
+    folder, model, current, dev = load_for_tuning(parser, args.release, args.releases)
     config = model.manifest.config
     target = (
         args.target_precision
@@ -174,47 +256,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     cap = args.max_clean_fpr if args.max_clean_fpr is not None else config.get("max_clean_fpr", 0)
     per_label = args.label_clean_fpr or list(config.get("label_clean_fpr", {}).items())
-    caps = clean_caps(float(cap), per_label)
-    try:
-        dev = build_splits().dev
-    except (OSError, ValueError) as exc:  # ../shared/datasets missing, or a bad corpus line
-        parser.error(str(exc))
-    scores, analyses = model_scores(model, [e.text for e in dev])
-    masks = masks_of(dev) * threshold_rows(dev, config.get("threshold_on", "ours"))[:, None]
-    choice = tune_fusion(
-        scores, analyses, targets_of(dev), masks, clean_rows(dev), target, caps, current
-    )
-    print("| label | lexicon | contact odds | threshold | dev F1 (tuned) | dev F1 (current) |")
-    print("|---|---|---|---|---|---|")
-    for label in TEXT_LABELS:
-        print(
-            f"| {label} | {choice.weights.lexicon[label]} | {choice.weights.contact_odds[label]} "
-            f"| {choice.thresholds[label]} | {choice.dev_f1[label]:.3f} "
-            f"| {choice.current_f1[label]:.3f} |"
-        )
-    print(f"\ndev macro-F1: {choice.dev_macro_f1:.4f}")
-    print(f"dev clean chat flagged by any label: {choice.clean_flagged:.3%}")
-    cold = cold_dev_macro_f1(dev, scores, analyses, choice)
-    print(f"COLD dev macro-F1 at the insult threshold: {cold:.3f}")
+    rows = DevRows.score(model, dev)
+    choice = rows.tune(target, clean_caps(float(cap), per_label), current)
+    print_choice(choice, rows.cold_macro_f1(choice))
     if args.dry_run:
         return 0
     try:
-        target_folder = write_tuned_release(
-            folder,
-            choice.thresholds,
-            releases=args.releases,
-            fusion=choice.overrides(),
-            config={
-                "target_precision": target,
-                "max_clean_fpr": float(cap),
-                "label_clean_fpr": dict(per_label),
-            },
-            note=f"fusion weights and thresholds tuned on dev (training.fusion_tuning) from "
-            f"{folder.name}: target precision {target}, clean-chat caps {caps}",
-        )
+        written = write_choice(folder, choice, args.releases, target, float(cap), per_label)
     except ReleaseError as exc:  # e.g. a newer release is already served
         parser.error(str(exc))
-    print(f"written: {target_folder}")
+    print(f"written: {written}")
     return 0
 
 
