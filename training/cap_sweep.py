@@ -10,6 +10,10 @@ macro-F1 and the share of dev clean chat flagged by any label are printed. The r
   (default 0.001) of it is taken instead: a gain that small is below dev's noise, and a
   larger cap buys it with more flagged chat.
 
+With `--halves`, each cap is also tuned on each half of the dev clean chat alone and the
+share flagged on the other half is printed (the mean of the two): how far the in-sample share
+that the rule reads can be from chat the thresholds were not fitted to.
+
     python -m training.cap_sweep --release models/candidates/2026.11.26-3 \\
         --target-precision 0.9 --label-clean-fpr insult=0.004 --write
 """
@@ -17,10 +21,15 @@ macro-F1 and the share of dev clean chat flagged by any label are printed. The r
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
-from dataclasses import dataclass
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
+from models.fusion import FusionWeights, fused_scores
+from models.labels import TEXT_LABELS
 from models.release import RELEASES_DIR, ReleaseError
 from training.fusion_tuning import DevRows, FusionChoice, load_for_tuning, write_choice
 from training.threshold_rule import clean_caps, fraction, label_value
@@ -42,6 +51,24 @@ def choose_cap(results: Sequence[CapResult], chat_limit: float, margin: float) -
         return None
     best = max(r.dev_macro_f1 for r in eligible)
     return min((r for r in eligible if r.dev_macro_f1 >= best - margin), key=lambda r: r.cap)
+
+
+def flagged_on_other_halves(
+    rows: DevRows, target: float, caps: Mapping[str, float], current: FusionWeights
+) -> tuple[float, float]:
+    """Share of dev clean chat flagged when the thresholds (and fusion weights) are chosen
+    with the other half of it as the clean-chat rows: one figure per half."""
+    first = np.array([zlib.crc32(e.text.encode("utf-8")) % 2 == 0 for e in rows.dev])
+    shares = []
+    for fitted in (first, ~first):
+        choice = replace(rows, clean=rows.clean & fitted).tune(target, caps, current)
+        held = rows.clean & ~fitted
+        cut = np.array([choice.thresholds[label] for label in TEXT_LABELS])
+        fused = fused_scores(
+            rows.scores[held], [rows.analyses[i] for i in np.flatnonzero(held)], choice.weights
+        )
+        shares.append(float((fused >= cut).any(axis=1).mean()) if held.any() else 0.0)
+    return shares[0], shares[1]
 
 
 def _caps(text: str) -> list[float]:
@@ -67,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chat-limit", type=fraction, default=0.0085)
     parser.add_argument("--margin", type=fraction, default=0.001)
     parser.add_argument("--write", action="store_true", help="write the chosen tuned release")
+    parser.add_argument(
+        "--halves", action="store_true", help="also the out-of-sample check (docstring)"
+    )
     args = parser.parse_args(argv)
     if args.write and not args.releases.is_dir():  # refuse before minutes of scoring
         parser.error(f"no releases folder at {args.releases}")
@@ -74,13 +104,19 @@ def main(argv: list[str] | None = None) -> int:
     rows = DevRows.score(model, dev)
     choices: dict[float, FusionChoice] = {}
     results = []
-    print("| cap | dev macro-F1 | dev clean chat flagged |")
-    print("|---|---|---|")
+    extra = " flagged, fitted on the other half (each half; mean) |" if args.halves else ""
+    print("| cap | dev macro-F1 | dev clean chat flagged |" + extra)
+    print("|---|---|---|" + ("---|" if args.halves else ""))
     for cap in args.caps:
-        choice = rows.tune(args.target_precision, clean_caps(cap, args.label_clean_fpr), current)
+        caps = clean_caps(cap, args.label_clean_fpr)
+        choice = rows.tune(args.target_precision, caps, current)
         choices[cap] = choice
         results.append(CapResult(cap, choice.dev_macro_f1, choice.clean_flagged))
-        print(f"| {cap} | {choice.dev_macro_f1:.4f} | {choice.clean_flagged:.3%} |", flush=True)
+        line = f"| {cap} | {choice.dev_macro_f1:.4f} | {choice.clean_flagged:.3%} |"
+        if args.halves:
+            a, b = flagged_on_other_halves(rows, args.target_precision, caps, current)
+            line += f" {a:.3%}, {b:.3%}; {(a + b) / 2:.3%} |"
+        print(line, flush=True)
     chosen = choose_cap(results, args.chat_limit, args.margin)
     if chosen is None:
         print(f"\nno cap keeps dev clean chat within {args.chat_limit:.2%}: nothing chosen")
