@@ -12,7 +12,7 @@ from models.labels import TEXT_LABELS
 from models.text.pipeline import analyze
 from training.cap_sweep import CapResult, choose_cap, flagged_on_other_halves, main
 from training.data import Example
-from training.fusion_tuning import DevRows
+from training.fusion_tuning import DevRows, recorded_rule
 
 
 def test_the_best_dev_f1_within_the_chat_limit_wins() -> None:
@@ -87,3 +87,10 @@ def test_thresholds_fitted_on_one_half_of_chat_are_measured_on_the_other() -> No
     )
     caps = dict.fromkeys(TEXT_LABELS, 0.05)
     assert flagged_on_other_halves(rows, 0.9, caps, DEFAULT_WEIGHTS) == (0.0, 1.0)
+
+
+def test_the_rule_defaults_to_what_the_release_records() -> None:
+    config = {"target_precision": 0.9, "label_clean_fpr": {"insult": 0.004}}
+    assert recorded_rule(config, None, None) == (0.9, [("insult", 0.004)])
+    assert recorded_rule(config, 0.8, [("porn", 0.002)]) == (0.8, [("porn", 0.002)])
+    assert recorded_rule({}, None, None) == (0.95, [])  # releases that record no rule

@@ -14,8 +14,10 @@ With `--halves`, each cap is also tuned on each half of the dev clean chat alone
 share flagged on the other half is printed (the mean of the two): how far the in-sample share
 that the rule reads can be from chat the thresholds were not fitted to.
 
+The target precision and per-label caps default to those the release's manifest records.
+
     python -m training.cap_sweep --release models/candidates/2026.11.26-3 \\
-        --target-precision 0.9 --label-clean-fpr insult=0.004 --write
+        --label-clean-fpr insult=0.004 --write
 """
 
 from __future__ import annotations
@@ -28,10 +30,16 @@ from pathlib import Path
 
 import numpy as np
 
-from models.fusion import FusionWeights, fused_scores
-from models.labels import TEXT_LABELS
+from models.fusion import FusionWeights
 from models.release import RELEASES_DIR, ReleaseError
-from training.fusion_tuning import DevRows, FusionChoice, load_for_tuning, write_choice
+from training.fusion_tuning import (
+    DevRows,
+    FusionChoice,
+    flagged_share,
+    load_for_tuning,
+    recorded_rule,
+    write_choice,
+)
 from training.threshold_rule import clean_caps, fraction, label_value
 
 DEFAULT_CAPS = (0.00075, 0.001, 0.00125, 0.0015, 0.002)
@@ -63,11 +71,9 @@ def flagged_on_other_halves(
     for fitted in (first, ~first):
         choice = replace(rows, clean=rows.clean & fitted).tune(target, caps, current)
         held = rows.clean & ~fitted
-        cut = np.array([choice.thresholds[label] for label in TEXT_LABELS])
-        fused = fused_scores(
-            rows.scores[held], [rows.analyses[i] for i in np.flatnonzero(held)], choice.weights
+        shares.append(
+            flagged_share(rows.scores, rows.analyses, choice.weights, choice.thresholds, held)
         )
-        shares.append(float((fused >= cut).any(axis=1).mean()) if held.any() else 0.0)
     return shares[0], shares[1]
 
 
@@ -87,9 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--release", type=Path, help="release folder (default: the served one)")
     parser.add_argument("--releases", type=Path, default=RELEASES_DIR)
     parser.add_argument("--caps", type=_caps, default=list(DEFAULT_CAPS), metavar="C1,C2,...")
-    parser.add_argument("--target-precision", type=fraction, default=0.9)
+    parser.add_argument("--target-precision", type=fraction)
     parser.add_argument(
-        "--label-clean-fpr", type=label_value, action="append", default=[], metavar="LABEL=SHARE"
+        "--label-clean-fpr", type=label_value, action="append", metavar="LABEL=SHARE"
     )
     parser.add_argument("--chat-limit", type=fraction, default=0.0085)
     parser.add_argument("--margin", type=fraction, default=0.001)
@@ -101,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.write and not args.releases.is_dir():  # refuse before minutes of scoring
         parser.error(f"no releases folder at {args.releases}")
     folder, model, current, dev = load_for_tuning(parser, args.release, args.releases)
+    target, per_label = recorded_rule(
+        model.manifest.config, args.target_precision, args.label_clean_fpr
+    )
     rows = DevRows.score(model, dev)
     choices: dict[float, FusionChoice] = {}
     results = []
@@ -108,13 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     print("| cap | dev macro-F1 | dev clean chat flagged |" + extra)
     print("|---|---|---|" + ("---|" if args.halves else ""))
     for cap in args.caps:
-        caps = clean_caps(cap, args.label_clean_fpr)
-        choice = rows.tune(args.target_precision, caps, current)
+        caps = clean_caps(cap, per_label)
+        choice = rows.tune(target, caps, current)
         choices[cap] = choice
         results.append(CapResult(cap, choice.dev_macro_f1, choice.clean_flagged))
         line = f"| {cap} | {choice.dev_macro_f1:.4f} | {choice.clean_flagged:.3%} |"
         if args.halves:
-            a, b = flagged_on_other_halves(rows, args.target_precision, caps, current)
+            a, b = flagged_on_other_halves(rows, target, caps, current)
             line += f" {a:.3%}, {b:.3%}; {(a + b) / 2:.3%} |"
         print(line, flush=True)
     chosen = choose_cap(results, args.chat_limit, args.margin)
@@ -133,9 +142,10 @@ def main(argv: list[str] | None = None) -> int:
             folder,
             choices[chosen.cap],
             args.releases,
-            args.target_precision,
+            target,
             chosen.cap,
-            args.label_clean_fpr,
+            per_label,
+            command="training.cap_sweep",
         )
     except ReleaseError as exc:
         parser.error(str(exc))

@@ -15,9 +15,11 @@ cannot see context).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -121,10 +123,25 @@ def tune_fusion(
         contact_odds={label: best[label][2] for label in TEXT_LABELS},
     )
     thresholds, dev_f1 = evaluate(weights)  # the same as best[...], computed as served
-    cut = np.array([thresholds[label] for label in TEXT_LABELS])
-    chat = fused_scores(scores, analyses, weights)[clean]
-    flagged = float((chat >= cut).any(axis=1).mean()) if clean.any() else 0.0
+    flagged = flagged_share(scores, analyses, weights, thresholds, clean)
     return FusionChoice(weights, thresholds, dev_f1, current_f1, flagged)
+
+
+def flagged_share(
+    scores: np.ndarray,
+    analyses: Sequence[TextAnalysis],
+    weights: FusionWeights,
+    thresholds: Mapping[str, float],
+    rows: np.ndarray,
+) -> float:
+    """Share of the `rows` (a boolean mask) that any label flags under these fusion weights
+    and thresholds; 0 when there are none. Only those rows are fused."""
+    if not rows.any():
+        return 0.0
+    picked = np.flatnonzero(rows)
+    fused = fused_scores(scores[picked], [analyses[i] for i in picked], weights)
+    cut = np.array([thresholds[label] for label in TEXT_LABELS])
+    return float((fused >= cut).any(axis=1).mean())
 
 
 def cold_dev_macro_f1(
@@ -158,12 +175,15 @@ class DevRows:
         masks = masks_of(dev) * threshold_rows(dev, config.get("threshold_on", "ours"))[:, None]
         return cls(dev, scores, analyses, masks, clean_rows(dev))
 
+    @cached_property
+    def truth(self) -> np.ndarray:
+        return targets_of(self.dev)
+
     def tune(
         self, target: float, caps: Mapping[str, float], current: FusionWeights
     ) -> FusionChoice:
-        truth = targets_of(self.dev)
         return tune_fusion(
-            self.scores, self.analyses, truth, self.masks, self.clean, target, caps, current
+            self.scores, self.analyses, self.truth, self.masks, self.clean, target, caps, current
         )
 
     def cold_macro_f1(self, choice: FusionChoice) -> float:
@@ -177,8 +197,10 @@ def write_choice(
     target: float,
     cap: float,
     per_label: list[tuple[str, float]],
+    command: str = "training.fusion_tuning",
 ) -> Path:
-    """A tuned copy of `folder` under `releases` with the chosen weights and thresholds."""
+    """A tuned copy of `folder` under `releases` with the chosen weights and thresholds;
+    its manifest's note names the `command` that chose them."""
     from training.thresholds import write_tuned_release
 
     caps = clean_caps(cap, per_label)
@@ -192,7 +214,7 @@ def write_choice(
             "max_clean_fpr": cap,
             "label_clean_fpr": dict(per_label),
         },
-        note=f"fusion weights and thresholds tuned on dev (training.fusion_tuning) from "
+        note=f"fusion weights and thresholds tuned on dev ({command}) from "
         f"{folder.name}: target precision {target}, clean-chat caps {caps}",
     )
 
@@ -209,6 +231,20 @@ def print_choice(choice: FusionChoice, cold_dev: float) -> None:
     print(f"\ndev macro-F1: {choice.dev_macro_f1:.4f}")
     print(f"dev clean chat flagged by any label: {choice.clean_flagged:.3%}")
     print(f"COLD dev macro-F1 at the insult threshold: {cold_dev:.3f}")
+
+
+def recorded_rule(
+    config: Mapping[str, Any],
+    target: float | None,
+    per_label: list[tuple[str, float]] | None,
+) -> tuple[float, list[tuple[str, float]]]:
+    """The target precision and per-label caps given on the command line, or else those the
+    release's manifest records (`config`), so that re-tuning keeps the rule it was made by."""
+    recorded = config.get("label_clean_fpr") or {}
+    return (
+        target if target is not None else float(config.get("target_precision", 0.95)),
+        per_label or list(recorded.items()),
+    )
 
 
 def load_for_tuning(
@@ -249,13 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no releases folder at {args.releases}")
     folder, model, current, dev = load_for_tuning(parser, args.release, args.releases)
     config = model.manifest.config
-    target = (
-        args.target_precision
-        if args.target_precision is not None
-        else float(config.get("target_precision", 0.95))
-    )
+    target, per_label = recorded_rule(config, args.target_precision, args.label_clean_fpr)
     cap = args.max_clean_fpr if args.max_clean_fpr is not None else config.get("max_clean_fpr", 0)
-    per_label = args.label_clean_fpr or list(config.get("label_clean_fpr", {}).items())
     rows = DevRows.score(model, dev)
     choice = rows.tune(target, clean_caps(float(cap), per_label), current)
     print_choice(choice, rows.cold_macro_f1(choice))
