@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from models.labels import TEXT_LABELS
 from models.text.pipeline import analyze
 from training.data import Example
-from training.fusion_tuning import cold_dev_macro_f1, main, tune_fusion
+from training.fusion_tuning import cold_dev_macro_f1, copy_destination, main, tune_fusion
 
 GAMBLING = TEXT_LABELS.index("gambling")
 WITH_TERM = "今晚百家乐开局"  # a gambling lexicon term
@@ -109,3 +111,9 @@ def test_bad_arguments_are_refused_with_a_message(
         main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_tuned_copy_lands_beside_its_source_unless_told_otherwise() -> None:
+    candidate = Path("models/candidates/2026.11.26-45")
+    assert copy_destination(None, candidate) == Path("models/candidates")  # stays a candidate
+    assert copy_destination(Path("/elsewhere"), candidate) == Path("/elsewhere")

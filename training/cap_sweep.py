@@ -16,8 +16,8 @@ that the rule reads can be from chat the thresholds were not fitted to.
 
 The target precision and per-label caps default to those the release's manifest records.
 
-    python -m training.cap_sweep --release models/candidates/2026.11.26-3 \\
-        --label-clean-fpr insult=0.004 --write
+    python -m training.cap_sweep --release models/candidates/2026.11.26-3 --write
+    # the tuned copy lands beside it, in models/candidates/ (--releases to put it elsewhere)
 """
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ import numpy as np
 from models.fusion import FusionWeights
 from models.release import RELEASES_DIR, ReleaseError
 from training.fusion_tuning import (
+    RELEASES_HELP,
     DevRows,
     FusionChoice,
+    copy_destination,
     flagged_share,
     load_for_tuning,
     recorded_rule,
@@ -91,7 +93,7 @@ def _caps(text: str) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.cap_sweep", description=__doc__)
     parser.add_argument("--release", type=Path, help="release folder (default: the served one)")
-    parser.add_argument("--releases", type=Path, default=RELEASES_DIR)
+    parser.add_argument("--releases", type=Path, help=RELEASES_HELP)
     parser.add_argument("--caps", type=_caps, default=list(DEFAULT_CAPS), metavar="C1,C2,...")
     parser.add_argument("--target-precision", type=fraction)
     parser.add_argument(
@@ -104,9 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         "--halves", action="store_true", help="also the out-of-sample check (docstring)"
     )
     args = parser.parse_args(argv)
-    if args.write and not args.releases.is_dir():  # refuse before minutes of scoring
+    if args.write and args.releases and not args.releases.is_dir():  # before minutes of scoring
         parser.error(f"no releases folder at {args.releases}")
-    folder, model, current, dev = load_for_tuning(parser, args.release, args.releases)
+    found_in = args.releases or RELEASES_DIR
+    folder, model, current, dev = load_for_tuning(parser, args.release, found_in)
     target, per_label = recorded_rule(
         model.manifest.config, args.target_precision, args.label_clean_fpr
     )
@@ -141,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         written = write_choice(
             folder,
             choices[chosen.cap],
-            args.releases,
+            copy_destination(args.releases, folder),
             target,
             chosen.cap,
             per_label,

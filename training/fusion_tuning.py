@@ -10,6 +10,7 @@ grid point scores every label at once. Ties keep the smaller weights (less of a 
 cannot see context).
 
     python -m training.fusion_tuning --release models/releases/2026.11.25-2   # a tuned copy
+    python -m training.fusion_tuning --release models/candidates/2026.11.26-45  # lands beside it
 """
 
 from __future__ import annotations
@@ -247,6 +248,19 @@ def recorded_rule(
     )
 
 
+def copy_destination(releases: Path | None, folder: Path) -> Path:
+    """Where a tuned copy of `folder` goes: `--releases` when given, else beside `folder`, so
+    a candidate's tuned copy stays a candidate (the gate decides what is served) instead of
+    landing among the served releases."""
+    return releases if releases is not None else folder.parent
+
+
+RELEASES_HELP = (
+    "where the default release is looked for (default: models/releases) and where the tuned "
+    "copy goes (default: beside the release tuned)"
+)
+
+
 def load_for_tuning(
     parser: argparse.ArgumentParser, release: Path | None, releases: Path
 ) -> tuple[Path, TextModel, FusionWeights, list[Example]]:
@@ -273,7 +287,7 @@ def load_for_tuning(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.fusion_tuning", description=__doc__)
     parser.add_argument("--release", type=Path, help="release folder (default: the served one)")
-    parser.add_argument("--releases", type=Path, default=RELEASES_DIR)
+    parser.add_argument("--releases", type=Path, help=RELEASES_HELP)
     parser.add_argument("--target-precision", type=fraction)
     parser.add_argument("--max-clean-fpr", type=fraction)
     parser.add_argument(
@@ -281,9 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--dry-run", action="store_true", help="print, write no release")
     args = parser.parse_args(argv)
-    if not args.dry_run and not args.releases.is_dir():  # refuse before minutes of tuning
+    if not args.dry_run and args.releases and not args.releases.is_dir():  # before tuning
         parser.error(f"no releases folder at {args.releases}")
-    folder, model, current, dev = load_for_tuning(parser, args.release, args.releases)
+    found_in = args.releases or RELEASES_DIR
+    folder, model, current, dev = load_for_tuning(parser, args.release, found_in)
     config = model.manifest.config
     target, per_label = recorded_rule(config, args.target_precision, args.label_clean_fpr)
     cap = args.max_clean_fpr if args.max_clean_fpr is not None else config.get("max_clean_fpr", 0)
@@ -293,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         return 0
     try:
-        written = write_choice(folder, choice, args.releases, target, float(cap), per_label)
+        destination = copy_destination(args.releases, folder)
+        written = write_choice(folder, choice, destination, target, float(cap), per_label)
     except ReleaseError as exc:  # e.g. a newer release is already served
         parser.error(str(exc))
     print(f"written: {written}")
